@@ -1,0 +1,442 @@
+"""Scenario configuration: typed, validated, loaded from TOML or built in Python.
+
+A ``Scenario`` is a tree of frozen dataclasses. Every field has a default (the
+embedded default router and backend, calibrated to the seed's dashboard), so a
+TOML file only states what differs. Loading checks every key, type and value
+and raises ``ConfigError`` naming the dotted field and what it accepts.
+
+``load_scenario("concurrent")`` reads a built-in scenario;
+``load_scenario("my.toml", overrides=["backend.capacity=8"])`` reads a file and
+applies ``--set`` overrides (values parsed as TOML, falling back to a string).
+Times are seconds, rates are per second, probabilities are fractions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from .distributions import Constant, Distribution, Lognormal, from_spec
+from .errors import ConfigError, unknown_key_message
+
+
+def _opt(default: Any, **meta: Any) -> Any:
+    """A dataclass field with validation metadata: ``ge``, ``gt``, ``le``.
+
+    ``_opt(list)`` is an empty list; a config object default is shared (frozen)."""
+    if default is list:
+        return field(default_factory=list, metadata=meta)
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of an open workload: ``rate`` arrivals/s for ``duration`` s."""
+
+    duration: float = _opt(1.0, gt=0)
+    rate: float = _opt(1.0, ge=0)
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """Who sends requests, and when.
+
+    closed:     ``users`` users, each sends, waits for the answer, thinks, repeats.
+    sequential: one user doing the same (the seed's baseline test).
+    open:       arrivals at ``rate``/s (or by ``stages``), Poisson or evenly spaced,
+                whatever the router answers; ``users`` keys spread at random over
+                arrivals for per-user limits.
+    ``requests_per_user = 0`` means "until ``duration``"; ``max_requests`` caps an
+    open workload (0: no cap).
+    """
+
+    model: Literal["closed", "open", "sequential"] = "closed"
+    users: int = _opt(10, ge=1)
+    requests_per_user: int = _opt(100, ge=0)
+    think_time: Distribution = _opt(Constant(0.0))
+    rate: float = _opt(0.0, ge=0)
+    arrival: Literal["poisson", "constant"] = "poisson"
+    stages: list[Stage] = _opt(list)
+    max_requests: int = _opt(0, ge=0)
+
+
+@dataclass(frozen=True)
+class LimiterConfig:
+    """Admission by rate: ``rate`` tokens/s into a bucket of ``burst`` tokens."""
+
+    algorithm: Literal["none", "token_bucket"] = "token_bucket"
+    scope: Literal["per_user", "global"] = "per_user"
+    rate: float = _opt(20.0, gt=0)
+    burst: int = _opt(10, ge=1)
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """The default circuit breaker (see ``simrouter.policies.breaker``).
+
+    Trips on ``failure_threshold`` consecutive failures (0 disables) or when the
+    failure rate over the last ``window_size`` outcomes reaches
+    ``failure_rate_threshold`` (once ``minimum_calls`` are recorded). Stays open
+    ``open_duration`` s; the first call after that moves it to half-open, where
+    ``half_open_max_calls`` probes pass; ``success_threshold`` successful probes
+    close it, any failed probe re-opens it. ``count_timeouts``: router timeouts
+    count as failures.
+    """
+
+    preset: Literal["none", "default"] = "default"
+    failure_threshold: int = _opt(5, ge=0)
+    failure_rate_threshold: float = _opt(0.5, gt=0, le=1)
+    window_size: int = _opt(20, ge=1)
+    minimum_calls: int = _opt(10, ge=1)
+    open_duration: float = _opt(30.0, gt=0)
+    half_open_max_calls: int = _opt(3, ge=1)
+    success_threshold: int = _opt(3, ge=1)
+    count_timeouts: bool = True
+
+
+@dataclass(frozen=True)
+class Failures:
+    """Per-request failure probabilities of the backend (validation: at the router)."""
+
+    processing: float = _opt(0.002, ge=0, le=1)
+    timeout: float = _opt(0.0, ge=0, le=1)
+    validation: float = _opt(0.001, ge=0, le=1)
+
+
+# The embedded default backend; see the README ("How the default was chosen").
+DEFAULT_LATENCY = Lognormal.from_percentiles(0.045, 0.234)
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """The AI backend: ``capacity`` requests in service at once, FIFO queue of
+    ``queue_limit`` (beyond it: ``queue_full``), service time from ``latency``.
+    A call that hangs (``failures.timeout``) holds its slot ``hang_time`` s."""
+
+    capacity: int = _opt(16, ge=1)
+    queue_limit: int = _opt(1000, ge=0)
+    latency: Distribution = _opt(DEFAULT_LATENCY)
+    failures: Failures = _opt(Failures())
+    hang_time: float = _opt(30.0, gt=0)
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """The router's own settings: ``timeout`` s per request (``inf``: none)."""
+
+    timeout: float = _opt(5.0, gt=0)
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """Between ``start`` and ``end`` calls that start service fail with probability
+    ``error_rate`` and take ``latency_factor`` times as long."""
+
+    start: float = _opt(0.0, ge=0)
+    end: float = _opt(1.0, gt=0)
+    error_rate: float = _opt(0.0, ge=0, le=1)
+    latency_factor: float = _opt(1.0, gt=0)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Pass/fail thresholds (the seed's). A max of ``inf`` or a min of 0 is not checked."""
+
+    p95_ms: float = _opt(150.0, gt=0)
+    p99_ms: float = _opt(500.0, gt=0)
+    min_rps: float = _opt(100.0, ge=0)
+    max_error_rate: float = _opt(0.01, ge=0)
+    max_recovery_s: float = _opt(60.0, gt=0)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``window``: size of the rolling percentile window (the seed's 10,000);
+    ``interval``: seconds per point of the time series."""
+
+    window: int = _opt(10_000, ge=1)
+    interval: float = _opt(1.0, gt=0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything one simulated (or live) run needs, except the seed."""
+
+    name: str = "custom"
+    description: str = ""
+    duration: float = _opt(60.0, gt=0)
+    warmup: float = _opt(0.0, ge=0)
+    workload: WorkloadConfig = _opt(WorkloadConfig())
+    limiter: LimiterConfig = _opt(LimiterConfig())
+    breaker: BreakerConfig = _opt(BreakerConfig())
+    backend: BackendConfig = _opt(BackendConfig())
+    router: RouterConfig = _opt(RouterConfig())
+    faults: list[FaultWindow] = _opt(list)
+    targets: Targets = _opt(Targets())
+    metrics: MetricsConfig = _opt(MetricsConfig())
+
+    def __post_init__(self) -> None:
+        _check_consistency(self)
+
+    def replace(self, overrides: typing.Iterable[str]) -> "Scenario":
+        """A copy with ``section.key=value`` overrides applied and re-validated."""
+        return scenario_from_dict(apply_overrides(to_dict(self), overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+# ---------------------------------------------------------------- loading
+
+BUILTIN_SCENARIOS = ("baseline", "concurrent", "rate-limit-stress", "breaker-failure")
+
+
+def builtin_names() -> list[str]:
+    files = resources.files("simrouter.scenarios")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def load_scenario(source: str | Path | Scenario, overrides: typing.Iterable[str] = ()) -> Scenario:
+    """A built-in scenario by name, a TOML file by path, or a Scenario, with overrides."""
+    if isinstance(source, Scenario):
+        return source.replace(overrides) if overrides else source
+    data, base_dir = _read_source(source)
+    return scenario_from_dict(apply_overrides(data, overrides), base_dir=base_dir)
+
+
+def _read_source(source: str | Path) -> tuple[dict, Path | None]:
+    text_source = str(source)
+    path = Path(text_source)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError("", f"cannot read scenario file {path}: {exc.strerror}") from None
+        return _parse_toml(text, str(path)), path.parent
+    names = builtin_names()
+    if text_source not in names:
+        hint = unknown_key_message(text_source, names, "built-in scenarios")
+        raise ConfigError("", f"no scenario file or built-in scenario named {text_source!r}: {hint.replace('unknown key in built-in scenarios', 'not a built-in')}")
+    text = resources.files("simrouter.scenarios").joinpath(f"{text_source}.toml").read_text()
+    return _parse_toml(text, text_source), None
+
+
+def _parse_toml(text: str, origin: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{origin} is not valid TOML: {exc}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"backend.capacity=8"`` -> (["backend", "capacity"], 8); value parsed as TOML."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError("--set", f"expected section.key=value, got {item!r}")
+    path = key.split(".")
+    if any(not part for part in path):
+        raise ConfigError("--set", f"expected a dotted key like backend.capacity, got {key!r}")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
+    """Set each dotted key in a nested dict (list items by index: faults.0.end=40)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node: Any = data
+        for depth, part in enumerate(path[:-1]):
+            where = ".".join(path[: depth + 1])
+            if isinstance(node, list):
+                node = _list_item(node, part, where)
+            else:
+                child = node.setdefault(part, {})
+                if not isinstance(child, (dict, list)):
+                    raise ConfigError(where, f"is a value, not a section; cannot set {'.'.join(path)}")
+                node = child
+        last = path[-1]
+        if isinstance(node, list):
+            index = _index(last, len(node), ".".join(path))
+            node[index] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _index(part: str, length: int, where: str) -> int:
+    if not part.isdigit() or int(part) >= length:
+        raise ConfigError(where, f"expected a list index from 0 to {length - 1}")
+    return int(part)
+
+
+def _list_item(node: list, part: str, where: str) -> Any:
+    return node[_index(part, len(node), where)]
+
+
+def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
+    """Validate a plain nested dict (as TOML gives) into a Scenario."""
+    return _build(Scenario, data, "", base_dir)
+
+
+def _build(cls: type, data: Any, path: str, base_dir: Path | None) -> Any:
+    where = path or "the scenario"
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a table (section), got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{path}.{key}" if path else key
+        if key not in fields:
+            raise ConfigError(dotted, unknown_key_message(key, list(fields), f"[{path}]" if path else "the top level"))
+        kwargs[key] = _convert(hints[key], value, dotted, fields[key].metadata, base_dir)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except TypeError as exc:  # pragma: no cover - a bug, not a user error
+        raise ConfigError(where, str(exc)) from None
+
+
+def _convert(hint: Any, value: Any, field: str, meta: Any, base_dir: Path | None) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is Distribution:
+        return from_spec(value, field, base_dir)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, field, base_dir)
+    if origin is list:
+        (item_type,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(field, f"expected a list (TOML array of tables [[{field}]]), got {value!r}")
+        return [_convert(item_type, item, f"{field}.{i}", {}, base_dir) for i, item in enumerate(value)]
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(field, f"expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(field, f"expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(field, f"expected a whole number, got {value!r}")
+        return _check_range(int(value), field, meta)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(field, f"expected a number, got {value!r}")
+        value = float(value)
+        if math.isnan(value):
+            raise ConfigError(field, "expected a number, got nan")
+        return _check_range(value, field, meta)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(field, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(field, f"unsupported field type {hint}")  # pragma: no cover
+
+
+def _check_range(value: float, field: str, meta: Any) -> float:
+    if "gt" in meta and not value > meta["gt"]:
+        raise ConfigError(field, f"expected a value > {meta['gt']}, got {value}")
+    if "ge" in meta and not value >= meta["ge"]:
+        raise ConfigError(field, f"expected a value >= {meta['ge']}, got {value}")
+    if "le" in meta and not value <= meta["le"]:
+        raise ConfigError(field, f"expected a value <= {meta['le']}, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------- cross-field checks
+
+
+def _check_consistency(s: Scenario) -> None:
+    w = s.workload
+    if s.warmup >= s.duration:
+        raise ConfigError("warmup", f"must be shorter than duration ({s.duration} s), got {s.warmup}")
+    if not math.isfinite(s.duration):
+        raise ConfigError("duration", "must be finite (simulated seconds)")
+    if w.model == "sequential" and w.users != 1:
+        raise ConfigError("workload.users", f"the sequential model sends from exactly one user; set workload.users = 1 (got {w.users})")
+    if w.model == "open":
+        if w.stages and w.rate:
+            raise ConfigError("workload.stages", "give either workload.rate or workload.stages, not both")
+        if not w.stages and not w.rate > 0:
+            raise ConfigError("workload.rate", "the open model needs a rate > 0 (arrivals per second) or stages")
+    else:
+        if w.stages or w.rate:
+            name = "workload.stages" if w.stages else "workload.rate"
+            raise ConfigError(name, f"only the open model uses arrival rates; workload.model is {w.model!r}")
+        if w.requests_per_user == 0 and isinstance(w.think_time, Constant) and w.think_time.value == 0:
+            raise ConfigError(
+                "workload.think_time",
+                "with requests_per_user = 0 (run until duration) a closed user needs a think time > 0, "
+                "or it could send endless instant rejections",
+            )
+    b = s.breaker
+    if b.success_threshold > b.half_open_max_calls:
+        raise ConfigError(
+            "breaker.success_threshold",
+            f"must be <= breaker.half_open_max_calls ({b.half_open_max_calls}), got {b.success_threshold}",
+        )
+    f = s.backend.failures
+    if f.processing + f.timeout + f.validation > 1:
+        raise ConfigError("backend.failures", "processing + timeout + validation must add up to at most 1")
+    previous_end, previous_index = -1.0, None
+    for fault in sorted(range(len(s.faults)), key=lambda k: s.faults[k].start):
+        window = s.faults[fault]
+        if window.end <= window.start:
+            raise ConfigError(f"faults.{fault}.end", f"must be after start ({window.start}), got {window.end}")
+        if window.error_rate == 0 and window.latency_factor == 1:
+            raise ConfigError(f"faults.{fault}", "a fault window needs error_rate > 0 or latency_factor != 1")
+        if window.start < previous_end:
+            raise ConfigError(f"faults.{fault}.start", f"overlaps fault window {previous_index}; fault windows must not overlap")
+        previous_end, previous_index = window.end, fault
+
+
+# ---------------------------------------------------------------- back to plain data
+
+
+def to_dict(obj: Any) -> Any:
+    """A plain, TOML/JSON-ready form of a config object (distributions as specs)."""
+    if isinstance(obj, Distribution):
+        return obj.spec()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list):
+        return [to_dict(item) for item in obj]
+    return obj
+
+
+__all__ = [
+    "BackendConfig",
+    "BreakerConfig",
+    "ConfigError",
+    "Failures",
+    "FaultWindow",
+    "LimiterConfig",
+    "MetricsConfig",
+    "RouterConfig",
+    "Scenario",
+    "Stage",
+    "Targets",
+    "WorkloadConfig",
+    "builtin_names",
+    "load_scenario",
+    "scenario_from_dict",
+]

@@ -1,0 +1,307 @@
+"""Random-variate distributions for latency and think time, and block sampling.
+
+A distribution is an immutable description (``Constant``, ``Exponential``,
+``Lognormal``, ``Gamma``, ``Empirical``) that draws numpy arrays from a
+``numpy.random.Generator``. All values are in seconds.
+
+``VariateStream`` is what the engines use in their hot loop: it draws from one
+distribution in numpy blocks and hands out one Python float per call, so a
+million requests cost a few hundred numpy calls rather than a million scipy
+calls.
+
+Specifications come from TOML as tables, e.g.
+``{ dist = "lognormal", p50 = 0.045, p99 = 0.234 }``; a bare number means a
+constant. ``from_spec`` validates them and names the offending field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ConfigError
+
+# Standard normal quantile at 0.99 (scipy.stats.norm.ppf(0.99)).
+Z99 = 2.3263478740408408
+
+
+class Distribution:
+    """A non-negative random variate, in seconds."""
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> float:
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        """The TOML table that rebuilds this distribution."""
+        raise NotImplementedError
+
+    def scaled(self, factor: float) -> "Distribution":
+        """The same shape with every value multiplied by ``factor``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Constant(Distribution):
+    value: float
+
+    def sample(self, rng, size):
+        return np.full(size, self.value)
+
+    @property
+    def mean(self):
+        return self.value
+
+    def spec(self):
+        return {"dist": "constant", "value": self.value}
+
+    def scaled(self, factor):
+        return Constant(self.value * factor)
+
+
+@dataclass(frozen=True)
+class Exponential(Distribution):
+    mean_s: float
+
+    def sample(self, rng, size):
+        return rng.exponential(self.mean_s, size)
+
+    @property
+    def mean(self):
+        return self.mean_s
+
+    def spec(self):
+        return {"dist": "exponential", "mean": self.mean_s}
+
+    def scaled(self, factor):
+        return Exponential(self.mean_s * factor)
+
+
+@dataclass(frozen=True)
+class Lognormal(Distribution):
+    """exp(N(ln median, sigma^2)); built from (p50, p99) or (median, sigma)."""
+
+    median: float
+    sigma: float
+
+    @classmethod
+    def from_percentiles(cls, p50: float, p99: float) -> "Lognormal":
+        return cls(p50, math.log(p99 / p50) / Z99)
+
+    def sample(self, rng, size):
+        return self.median * np.exp(self.sigma * rng.standard_normal(size))
+
+    @property
+    def mean(self):
+        return self.median * math.exp(self.sigma**2 / 2)
+
+    def quantile(self, p: float) -> float:
+        from scipy.stats import norm
+
+        return self.median * math.exp(self.sigma * norm.ppf(p))
+
+    def spec(self):
+        return {"dist": "lognormal", "median": self.median, "sigma": self.sigma}
+
+    def scaled(self, factor):
+        return Lognormal(self.median * factor, self.sigma)
+
+
+@dataclass(frozen=True)
+class Gamma(Distribution):
+    """Gamma with the given mean and coefficient of variation (cv = 1: exponential)."""
+
+    mean_s: float
+    cv: float
+
+    def sample(self, rng, size):
+        shape = 1.0 / self.cv**2
+        return rng.gamma(shape, self.mean_s / shape, size)
+
+    @property
+    def mean(self):
+        return self.mean_s
+
+    def spec(self):
+        return {"dist": "gamma", "mean": self.mean_s, "cv": self.cv}
+
+    def scaled(self, factor):
+        return Gamma(self.mean_s * factor, self.cv)
+
+
+@dataclass(frozen=True, eq=False)
+class Empirical(Distribution):
+    """Resamples (with replacement) from observed values."""
+
+    values: np.ndarray
+    source: str = "inline"
+
+    def sample(self, rng, size):
+        return rng.choice(self.values, size)
+
+    @property
+    def mean(self):
+        return float(self.values.mean())
+
+    def spec(self):
+        if self.source != "inline":
+            return {"dist": "empirical", "file": self.source}
+        return {"dist": "empirical", "values": self.values.tolist()}
+
+    def scaled(self, factor):
+        return Empirical(self.values * factor, f"{self.source} x {factor}")
+
+
+DIST_NAMES = ("constant", "exponential", "lognormal", "gamma", "empirical")
+
+
+def from_spec(spec: Any, field: str, base_dir: Path | None = None) -> Distribution:
+    """Build a distribution from its TOML form; ``field`` names it in errors."""
+    if isinstance(spec, Distribution):
+        return spec
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return Constant(_non_negative(float(spec), field))
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            field, f"expected a number or a table like {{ dist = \"lognormal\", p50 = 0.045, p99 = 0.234 }}, got {spec!r}"
+        )
+    kind = spec.get("dist")
+    if kind not in DIST_NAMES:
+        raise ConfigError(f"{field}.dist", f"expected one of {', '.join(DIST_NAMES)}, got {kind!r}")
+    params = {k: v for k, v in spec.items() if k != "dist"}
+    builder = _BUILDERS[kind]
+    return builder(params, field, base_dir)
+
+
+def _take(params: dict, allowed: set[str], field: str, kind: str) -> None:
+    from .errors import unknown_key_message
+
+    for key in params:
+        if key not in allowed:
+            raise ConfigError(f"{field}.{key}", unknown_key_message(key, sorted(allowed), f"a {kind} distribution"))
+
+
+def _number(params: dict, key: str, field: str) -> float:
+    if key not in params:
+        raise ConfigError(f"{field}.{key}", "is required")
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{field}.{key}", f"expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{field}.{key}", f"expected a finite number, got {value}")
+    return value
+
+
+def _non_negative(value: float, field: str) -> float:
+    if not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(field, f"expected a finite number >= 0, got {value}")
+    return value
+
+
+def _positive(value: float, field: str) -> float:
+    if not value > 0:
+        raise ConfigError(field, f"expected a number > 0, got {value}")
+    return value
+
+
+def _constant(params, field, base_dir):
+    _take(params, {"value"}, field, "constant")
+    return Constant(_non_negative(_number(params, "value", field), f"{field}.value"))
+
+
+def _exponential(params, field, base_dir):
+    _take(params, {"mean"}, field, "exponential")
+    return Exponential(_positive(_number(params, "mean", field), f"{field}.mean"))
+
+
+def _lognormal(params, field, base_dir):
+    _take(params, {"p50", "p99", "median", "sigma"}, field, "lognormal")
+    if "p50" in params or "p99" in params:
+        if "median" in params or "sigma" in params:
+            raise ConfigError(field, "give either p50 and p99, or median and sigma, not both")
+        p50 = _positive(_number(params, "p50", field), f"{field}.p50")
+        p99 = _number(params, "p99", field)
+        if not p99 > p50:
+            raise ConfigError(f"{field}.p99", f"must be greater than p50 ({p50}), got {p99}")
+        return Lognormal.from_percentiles(p50, p99)
+    median = _positive(_number(params, "median", field), f"{field}.median")
+    sigma = _positive(_number(params, "sigma", field), f"{field}.sigma")
+    return Lognormal(median, sigma)
+
+
+def _gamma(params, field, base_dir):
+    _take(params, {"mean", "cv"}, field, "gamma")
+    mean = _positive(_number(params, "mean", field), f"{field}.mean")
+    cv = _positive(_number(params, "cv", field), f"{field}.cv")
+    return Gamma(mean, cv)
+
+
+def _empirical(params, field, base_dir):
+    _take(params, {"file", "values"}, field, "empirical")
+    if ("file" in params) == ("values" in params):
+        raise ConfigError(field, "an empirical distribution takes exactly one of file (path to samples, one per line, seconds) or values (a list)")
+    if "values" in params:
+        raw, source = params["values"], "inline"
+        if not isinstance(raw, list):
+            raise ConfigError(f"{field}.values", f"expected a list of numbers, got {raw!r}")
+    else:
+        path = Path(params["file"])
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            raw = path.read_text().split()
+        except OSError as exc:
+            raise ConfigError(f"{field}.file", f"cannot read {path}: {exc.strerror}") from None
+        source = str(path)
+    try:
+        values = np.asarray([float(v) for v in raw], dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(field, "samples must all be numbers (seconds)") from None
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ConfigError(field, "samples must be a non-empty list of finite numbers >= 0 (seconds)")
+    return Empirical(values, source)
+
+
+_BUILDERS = {
+    "constant": _constant,
+    "exponential": _exponential,
+    "lognormal": _lognormal,
+    "gamma": _gamma,
+    "empirical": _empirical,
+}
+
+
+class VariateStream:
+    """One float at a time from ``draw(rng, n)``, drawn in growing numpy blocks.
+
+    ``draw`` is usually a distribution's ``sample`` method; any function of
+    (generator, size) returning an array works (e.g. integer user keys).
+    """
+
+    __slots__ = ("_draw", "_rng", "_block", "_buffer", "_index")
+
+    MAX_BLOCK = 8192
+
+    def __init__(self, draw: Callable[[np.random.Generator, int], np.ndarray], rng: np.random.Generator, first_block: int = 64):
+        self._draw = draw
+        self._rng = rng
+        self._block = first_block
+        self._buffer: list = []
+        self._index = 0
+
+    def next(self):
+        i = self._index
+        if i == len(self._buffer):
+            self._buffer = self._draw(self._rng, self._block).tolist()
+            self._block = min(self._block * 2, self.MAX_BLOCK)
+            i = 0
+        self._index = i + 1
+        return self._buffer[i]

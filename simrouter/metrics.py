@@ -1,0 +1,143 @@
+"""Recording requests and turning them into the seed's metrics.
+
+``Recorder`` keeps three compact columns per request (sent time, answer time,
+outcome code) in ``array.array`` buffers: no Python object per request.
+
+The summary functions read those columns:
+
+* latency percentiles (P50/P90/P95/P99, max, min, average, count) of requests
+  admitted to the backend (success, failure, timeout), exact over the measured
+  run (numpy's linear interpolation) and over a rolling window of the last
+  ``window`` answers, as the seed's 10,000-measurement window did;
+* throughput: answers per second (all outcomes) over the measured span, from the
+  end of warm-up to the last answer;
+* error counts and rates by kind; ``error_rate`` is every non-success over sent;
+* recovery: for each fault window that tripped the breaker, the time from the
+  window's end until the breaker last closed before the next fault (or the end
+  of the run), provided it was closed then; ``None`` if it never re-closed.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass
+
+import numpy as np
+
+from .outcomes import BACKEND_KINDS, FAILURE, KIND_NAMES, SUCCESS, TIMEOUT
+from .policies.breaker import BreakerState, Transition
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+class Recorder:
+    """Append-only columns: when each request was sent, answered, and how."""
+
+    __slots__ = ("sent", "done", "kind")
+
+    def __init__(self) -> None:
+        self.sent = array("d")
+        self.done = array("d")
+        self.kind = array("b")
+
+    def add(self, sent: float, done: float, kind: int) -> None:
+        self.sent.append(sent)
+        self.done.append(done)
+        self.kind.append(kind)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            np.frombuffer(self.sent, dtype=np.float64).copy(),
+            np.frombuffer(self.done, dtype=np.float64).copy(),
+            np.frombuffer(self.kind, dtype=np.int8).copy(),
+        )
+
+
+def latency_stats(latency_s: np.ndarray) -> dict:
+    """Percentiles, extremes, mean and count, in milliseconds (None when empty)."""
+    if latency_s.size == 0:
+        return {**{f"p{p}": None for p in PERCENTILES}, "max": None, "min": None, "avg": None, "count": 0}
+    ms = latency_s * 1000.0
+    values = np.percentile(ms, PERCENTILES)
+    stats = {f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}
+    stats.update(max=float(ms.max()), min=float(ms.min()), avg=float(ms.mean()), count=int(ms.size))
+    return stats
+
+
+def kind_counts(kind: np.ndarray) -> dict[str, int]:
+    counts = np.bincount(kind, minlength=len(KIND_NAMES))
+    return {name: int(counts[code]) for code, name in enumerate(KIND_NAMES)}
+
+
+def backend_mask(kind: np.ndarray) -> np.ndarray:
+    return np.isin(kind, BACKEND_KINDS)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How the breaker came back after one fault window that tripped it."""
+
+    fault_index: int
+    fault_end: float
+    closed_at: float | None  # None: not closed again before the next fault / run end
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.closed_at is None else max(0.0, self.closed_at - self.fault_end)
+
+    def to_dict(self) -> dict:
+        return {"fault": self.fault_index, "fault_end": self.fault_end, "closed_at": self.closed_at, "recovery_s": self.seconds}
+
+
+def recoveries(transitions: list[Transition], faults, run_end: float) -> list[Recovery]:
+    """One ``Recovery`` per fault window during which (or after which, before the
+    next window) the breaker opened."""
+    order = sorted(range(len(faults)), key=lambda i: faults[i].start)
+    found = []
+    for position, index in enumerate(order):
+        fault = faults[index]
+        horizon = faults[order[position + 1]].start if position + 1 < len(order) else math.inf
+        horizon = min(horizon, run_end + 1e-9)
+        inside = [tr for tr in transitions if fault.start <= tr.t < horizon]
+        if not any(tr.to_state is BreakerState.OPEN for tr in inside):
+            continue
+        last = inside[-1]
+        closed_at = last.t if last.to_state is BreakerState.CLOSED else None
+        found.append(Recovery(index, fault.end, closed_at))
+    return found
+
+
+def breaker_recommendation(summary: dict, scenario) -> str:
+    """One line of advice from the summary, most urgent first."""
+    breaker, targets = summary["breaker"], scenario.targets
+    requests = summary["requests"]
+    sent = max(requests["sent"], 1)
+    if breaker["state"] != BreakerState.CLOSED.value:
+        return "Breaker not closed at the end of the run: the backend is still failing or probes have not completed."
+    if breaker["trips"] and breaker["recovery_s"] is None and scenario.faults:
+        return "Breaker tripped and did not stay closed after the fault: check the half-open probe settings."
+    if breaker["recovery_s"] is not None and breaker["recovery_s"] >= targets.max_recovery_s:
+        return f"Recovery {breaker['recovery_s']:.1f} s exceeds {targets.max_recovery_s:g} s: shorten breaker.open_duration or allow more probes."
+    if breaker["failure_rate"] >= 0.05:
+        return f"Backend failure rate {breaker['failure_rate']:.1%}: investigate the backend before adding traffic."
+    p95 = summary["latency_ms"]["p95"]
+    if p95 is not None and p95 >= targets.p95_ms:
+        return f"P95 {p95:.0f} ms over {targets.p95_ms:g} ms: add backend capacity or shed load earlier."
+    if requests["rate_limited"] / sent > 0.01:
+        return f"Rate limiter rejects {requests['rate_limited'] / sent:.1%} of requests: raise limiter.rate/burst if this traffic is legitimate."
+    if requests["queue_full"]:
+        return "Backend queue overflowed: add capacity or lower the router timeout."
+    return "Healthy: no action needed."
+
+
+def failure_rate(kind: np.ndarray) -> float:
+    """Failures and timeouts over requests admitted to the backend."""
+    admitted = int(np.isin(kind, BACKEND_KINDS).sum())
+    if admitted == 0:
+        return 0.0
+    return float(np.isin(kind, (FAILURE, TIMEOUT)).sum()) / admitted
+
+
+def success_mask(kind: np.ndarray) -> np.ndarray:
+    return kind == SUCCESS

@@ -1,0 +1,150 @@
+"""The value a run returns: raw columns, the breaker's history, and its summary.
+
+``RunResult.to_dict()`` is the JSON that ``simrouter run --json`` writes (same
+seed and config give the same dict, byte for byte once dumped: wall-clock time is
+kept apart in ``wall_time_s``). ``to_frame()`` is one row per request,
+``timeseries()`` one row per interval, both pandas DataFrames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .config import Scenario
+from .outcomes import BACKEND_KINDS, KIND_NAMES, SUCCESS
+from .policies.breaker import BreakerState, Transition
+from .targets import evaluate_targets
+
+
+@dataclass(eq=False)
+class RunResult:
+    """One simulated run."""
+
+    scenario: Scenario
+    seed: int
+    sent: np.ndarray  # seconds, per request
+    done: np.ndarray  # seconds, when the router answered
+    kind: np.ndarray  # outcome codes (simrouter.outcomes)
+    transitions: list[Transition]
+    final_state: BreakerState
+    sim_time_s: float
+    backend_busy_s: float
+    replication: int = 0
+    wall_time_s: float = field(default=0.0, compare=False)
+
+    # -- views of the raw data
+
+    @cached_property
+    def measured(self) -> np.ndarray:
+        """Mask of requests sent after warm-up."""
+        return self.sent >= self.scenario.warmup
+
+    def latencies(self) -> np.ndarray:
+        """Seconds from send to answer, for measured requests admitted to the backend."""
+        mask = self.measured & np.isin(self.kind, BACKEND_KINDS)
+        return self.done[mask] - self.sent[mask]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per request: sent_s, done_s, latency_ms, outcome, measured."""
+        names = np.array(KIND_NAMES)
+        return pd.DataFrame(
+            {
+                "sent_s": self.sent,
+                "done_s": self.done,
+                "latency_ms": (self.done - self.sent) * 1000.0,
+                "outcome": pd.Categorical(names[self.kind], categories=list(KIND_NAMES)),
+                "measured": self.measured,
+            }
+        )
+
+    def timeseries(self, interval: float | None = None) -> pd.DataFrame:
+        """Per interval of answer time: counts by outcome, rps, latency percentiles,
+        and the breaker state at the interval's end."""
+        interval = interval or self.scenario.metrics.interval
+        frame = self.to_frame()
+        frame["t_s"] = np.floor(frame["done_s"] / interval) * interval
+        counts = frame.pivot_table(index="t_s", columns="outcome", values="sent_s", aggfunc="count", observed=False).fillna(0)
+        counts = counts.reindex(columns=list(KIND_NAMES), fill_value=0).astype(int)
+        admitted = frame[frame["outcome"].isin([KIND_NAMES[k] for k in BACKEND_KINDS])]
+        quantiles = admitted.groupby("t_s")["latency_ms"].quantile([0.5, 0.95, 0.99]).unstack()
+        quantiles.columns = ["p50_ms", "p95_ms", "p99_ms"]
+        series = counts.join(quantiles, how="left")
+        series["rps"] = counts.sum(axis=1) / interval
+        series["breaker_state"] = [self.breaker_state_at(t + interval) for t in series.index]
+        return series.reset_index()
+
+    def breaker_state_at(self, t: float) -> str:
+        state = BreakerState.CLOSED
+        for tr in self.transitions:
+            if tr.t > t:
+                break
+            state = tr.to_state
+        return state.value
+
+    # -- the summary
+
+    @cached_property
+    def summary(self) -> dict:
+        s = self.scenario
+        measured = self.measured
+        kind = self.kind[measured]
+        counts = metrics.kind_counts(kind)
+        sent = int(kind.size)
+        latency = self.latencies()
+        done = self.done[measured]
+        span = (float(done.max()) - s.warmup) if sent else 0.0
+        rps = sent / span if span > 0 else 0.0
+        successes = int((kind == SUCCESS).sum())
+        window_mask = np.isin(kind, BACKEND_KINDS)
+        order = np.argsort(done[window_mask], kind="stable")
+        window = (done[window_mask] - self.sent[measured][window_mask])[order][-s.metrics.window :]
+        recoveries = metrics.recoveries(self.transitions, s.faults, self.sim_time_s)
+        recovery_values = [r.seconds for r in recoveries]
+        # The worst recovery; None if there was none, or if one never re-closed.
+        recovery_s = max(recovery_values) if recoveries and None not in recovery_values else None
+        latency_ms = metrics.latency_stats(latency)
+        summary = {
+            "scenario": s.name,
+            "seed": self.seed,
+            "replication": self.replication,
+            "sim_time_s": self.sim_time_s,
+            "requests": {"sent": sent, **counts},
+            "latency_ms": latency_ms,
+            "latency_ms_window": metrics.latency_stats(window),
+            "throughput": {"rps": rps, "rpm": rps * 60.0, "success_rps": successes / span if span > 0 else 0.0},
+            "error_rate": (sent - successes) / sent if sent else 0.0,
+            "error_rates": {name: (counts[name] / sent if sent else 0.0) for name in KIND_NAMES[1:]},
+            "breaker": {
+                "preset": s.breaker.preset,
+                "state": self.final_state.value,
+                "healthy": self.final_state is BreakerState.CLOSED,
+                "failure_rate": metrics.failure_rate(kind),
+                "avg_response_ms": latency_ms["avg"],
+                "trips": sum(1 for tr in self.transitions if tr.to_state is BreakerState.OPEN),
+                "transitions": [tr.to_dict() for tr in self.transitions],
+                "recovery_s": recovery_s,
+                "recovered": None if not recoveries else recovery_s is not None,
+                "recoveries": [r.to_dict() for r in recoveries],
+            },
+            "backend": {
+                "capacity": s.backend.capacity,
+                "utilization": self.backend_busy_s / (s.backend.capacity * self.sim_time_s) if self.sim_time_s else 0.0,
+            },
+        }
+        summary["breaker"]["recommendation"] = metrics.breaker_recommendation(summary, s)
+        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, s.targets, bool(s.faults))]
+        return summary
+
+    def to_dict(self) -> dict:
+        """The JSON-ready summary, with the scenario it ran."""
+        return {**self.summary, "config": self.scenario.to_dict()}
+
+    @property
+    def passed(self) -> bool:
+        """True unless a checked target failed."""
+        return all(t["passed"] is not False for t in self.summary["targets"])

@@ -1,0 +1,102 @@
+"""The simulated AI backend: ``capacity`` slots, a bounded FIFO queue, faults.
+
+Service is first-come first-served and service times are drawn independently,
+so when a request arrives its whole future is already determined: it starts
+when the earliest slot frees (or at once), and ends ``latency`` later. The
+backend therefore decides start, end and outcome at admission with a heap of
+slot free times, and the engine needs a single event per request, at the
+moment the router answers.
+
+Semantics that matter for capacity:
+
+* ``queue_limit`` counts requests admitted but not yet started; an arrival that
+  finds that many waiting is rejected at once (``QUEUE_FULL``). ``0`` means no
+  queue: the request is rejected when every slot is busy (M/M/c/c).
+* The backend never learns that the router timed a request out: a timed-out
+  request keeps its queue position and its slot until its service ends. Timeouts
+  therefore free the *user*, not backend capacity.
+* Fault windows are judged at service start: a request that starts inside
+  ``[start, end)`` fails with probability ``error_rate`` and its latency is
+  multiplied by ``latency_factor``.
+* ``failures.timeout`` is the probability that a call hangs: it holds its slot
+  for ``hang_time`` and ends as a ``TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import deque
+
+from ..distributions import VariateStream
+from ..outcomes import FAILURE, SUCCESS, TIMEOUT
+
+
+class Backend:
+    """FIFO multi-slot backend whose requests are resolved at admission."""
+
+    __slots__ = (
+        "_slots_free_at",
+        "_waiting_starts",
+        "_queue_limit",
+        "_latency",
+        "_uniform",
+        "_fault_uniform",
+        "_p_failure",
+        "_p_fail_or_hang",
+        "_hang_time",
+        "_fault_starts",
+        "_faults",
+        "busy_time",
+    )
+
+    def __init__(self, config, faults, latency: VariateStream, uniform: VariateStream, fault_uniform: VariateStream):
+        self._slots_free_at = [0.0] * config.capacity  # a heap
+        self._waiting_starts: deque[float] = deque()  # non-decreasing (FIFO)
+        self._queue_limit = config.queue_limit
+        self._latency = latency
+        self._uniform = uniform
+        self._fault_uniform = fault_uniform
+        self._p_failure = config.failures.processing
+        self._p_fail_or_hang = config.failures.processing + config.failures.timeout
+        self._hang_time = config.hang_time
+        self._faults = sorted(faults, key=lambda f: f.start)
+        self._fault_starts = [f.start for f in self._faults]
+        self.busy_time = 0.0
+
+    def admit(self, now: float) -> tuple[float, int] | None:
+        """(end time, outcome) of a request arriving at ``now``; None if the queue is full."""
+        free_at = self._slots_free_at
+        earliest = free_at[0]
+        if earliest <= now:
+            start = now
+        else:
+            waiting = self._waiting_starts
+            while waiting and waiting[0] <= now:
+                waiting.popleft()
+            if len(waiting) >= self._queue_limit:
+                return None
+            start = earliest
+            waiting.append(start)
+
+        service = self._latency.next()
+        outcome = SUCCESS
+        if self._faults:
+            i = bisect.bisect_right(self._fault_starts, start) - 1
+            if i >= 0 and start < self._faults[i].end:
+                fault = self._faults[i]
+                service *= fault.latency_factor
+                if self._fault_uniform.next() < fault.error_rate:
+                    outcome = FAILURE
+        u = self._uniform.next()
+        if outcome == SUCCESS and u < self._p_fail_or_hang:
+            if u < self._p_failure:
+                outcome = FAILURE
+            else:
+                outcome = TIMEOUT
+                service = self._hang_time
+
+        end = start + service
+        heapq.heapreplace(free_at, end)
+        self.busy_time += service
+        return end, outcome

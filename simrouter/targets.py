@@ -1,0 +1,73 @@
+"""Pass/fail targets, k6-threshold style: the seed's five by default.
+
+Each target reads one figure of a summary and compares it strictly:
+``latency_ms.p95 < p95_ms``, ``latency_ms.p99 < p99_ms``, ``throughput.rps > min_rps``,
+``error_rate < max_error_rate``, ``breaker.recovery_s < max_recovery_s``.
+A target is *not checked* (``passed`` is None) when its threshold disables it
+(a max of ``inf``, a min of 0), when the figure does not exist (no latency
+sample), or, for recovery, when the scenario has no fault window or the breaker
+never tripped. A breaker that tripped and never re-closed fails recovery.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    name: str
+    metric: str
+    comparison: str  # "<" or ">"
+    threshold: float
+    value: float | None
+    passed: bool | None
+    unit: str
+
+    def to_dict(self) -> dict:
+        threshold = self.threshold if math.isfinite(self.threshold) else None
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "comparison": self.comparison,
+            "threshold": threshold,
+            "value": self.value,
+            "passed": self.passed,
+            "unit": self.unit,
+        }
+
+
+def _compare(value, threshold, comparison) -> bool | None:
+    if value is None:
+        return None
+    if comparison == "<":
+        return None if math.isinf(threshold) else value < threshold
+    return None if threshold == 0 else value > threshold
+
+
+def evaluate_targets(summary: dict, targets, has_faults: bool) -> list[TargetResult]:
+    """Compare a summary dict with a ``Targets`` config."""
+    latency = summary["latency_ms"]
+    breaker = summary["breaker"]
+    rows = [
+        ("p95_latency", "latency_ms.p95", "<", targets.p95_ms, latency["p95"], "ms"),
+        ("p99_latency", "latency_ms.p99", "<", targets.p99_ms, latency["p99"], "ms"),
+        ("throughput", "throughput.rps", ">", targets.min_rps, summary["throughput"]["rps"], "req/s"),
+        ("error_rate", "error_rate", "<", targets.max_error_rate, summary["error_rate"], "fraction"),
+    ]
+    results = [TargetResult(n, m, c, t, v, _compare(v, t, c), u) for n, m, c, t, v, u in rows]
+    recovery = breaker["recovery_s"]
+    if not has_faults or not breaker["recoveries"]:
+        passed = None
+    elif recovery is None:
+        passed = False  # tripped, never came back
+    else:
+        passed = _compare(recovery, targets.max_recovery_s, "<")
+    results.append(TargetResult("breaker_recovery", "breaker.recovery_s", "<", targets.max_recovery_s, recovery, passed, "s"))
+    return results
+
+
+def all_passed(results: list[dict]) -> bool:
+    """True unless some checked target failed."""
+    return all(r["passed"] is not False for r in results)
