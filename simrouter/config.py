@@ -339,6 +339,8 @@ def _convert(hint: Any, value: Any, field: str, meta: Any, base_dir: Path | None
             raise ConfigError(field, f"expected a whole number, got {value!r}")
         return _check_range(int(value), field, meta)
     if hint is float:
+        if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", "infinity"):
+            value = math.inf  # how JSON results write infinity
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(field, f"expected a number, got {value!r}")
         value = float(value)

@@ -8,6 +8,7 @@ kept apart in ``wall_time_s``). ``to_frame()`` is one row per request,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -141,10 +142,21 @@ class RunResult:
         return summary
 
     def to_dict(self) -> dict:
-        """The JSON-ready summary, with the scenario it ran."""
-        return {**self.summary, "config": self.scenario.to_dict()}
+        """The JSON-ready summary, with the scenario it ran (infinities as "inf")."""
+        return strict_json({**self.summary, "config": self.scenario.to_dict()})
 
     @property
     def passed(self) -> bool:
         """True unless a checked target failed."""
         return all(t["passed"] is not False for t in self.summary["targets"])
+
+
+def strict_json(value):
+    """``value`` with non-finite floats as strings, so any JSON parser reads it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strict_json(v) for v in value]
+    return value
