@@ -106,8 +106,10 @@ def open_arrivals(
 ) -> Generator:
     """Arrivals at piecewise-constant rates: ``schedule`` is [(stage end, rate)].
 
-    Poisson gaps are unit exponentials divided by the stage's rate; at a stage
-    boundary the next gap is drawn afresh (memorylessness makes that exact).
+    Constant arrivals fall at ``stage start + k / rate`` (k = 0, 1, ...), computed
+    rather than accumulated so they do not drift. Poisson gaps are unit
+    exponentials divided by the stage's rate; at a stage boundary the next gap is
+    drawn afresh (memorylessness makes that exact).
     """
     submit, answer, timeout = router.submit, router.answer, env.timeout
     count = 0
@@ -116,9 +118,14 @@ def open_arrivals(
         if rate <= 0:
             stage_start = stage_end
             continue
-        t = max(env.now, stage_start)
+        k = 0
+        t = stage_start
         while True:
-            t += (gaps.next() if poisson else 1.0) / rate
+            if poisson:
+                t += gaps.next() / rate
+            else:
+                t = stage_start + k / rate
+                k += 1
             if t >= stage_end:
                 break
             if t > env.now:
