@@ -113,3 +113,27 @@ def test_module_and_console_script_entry_points():
     bad = subprocess.run([sys.executable, "-m", "simrouter", "run", "concurrent", "--set", "backend.capacity=0"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "backend.capacity" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_latency_fault_window_slows_requests_inside_it():
+    result = simrouter.simulate(
+        "breaker-failure", seed=5,
+        overrides=["faults.0.error_rate=0", "faults.0.latency_factor=10", "faults.0.start=10", "faults.0.end=20",
+                   "duration=30", "backend.capacity=200", "router.timeout=inf", "breaker.preset=none"],
+    )
+    frame = result.to_frame()
+    admitted = frame[frame["outcome"] == "succeeded"]
+    inside = admitted[(admitted["sent_s"] >= 10) & (admitted["sent_s"] < 20)]["latency_ms"].median()
+    outside = admitted[admitted["sent_s"] < 10]["latency_ms"].median()
+    # With 200 slots nothing queues, so the medians differ by the latency factor (within sampling noise).
+    assert inside / outside == pytest.approx(10, rel=0.1)
+
+
+def test_timeseries_shows_the_trip_and_the_recovery():
+    result = simrouter.simulate("breaker-failure", seed=1)
+    series = result.timeseries(interval=1.0)
+    assert {"t_s", "rps", "p95_ms", "breaker_state", "breaker_rejected"} <= set(series.columns)
+    assert series["rps"].sum() == pytest.approx(result.summary["requests"]["sent"])
+    during = series[(series["t_s"] >= 35) & (series["t_s"] < 45)]
+    assert (during["breaker_state"] != "closed").all() and during["breaker_rejected"].sum() > 0
+    assert series["breaker_state"].iloc[-1] == "closed"
