@@ -76,7 +76,7 @@ def _run(args) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(text + "\n")
     if str(args.json) != "-":
-        print_dashboard(result.summary, wall_time_s=result.wall_time_s)
+        print_dashboard(result)
     return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK
 
 
@@ -87,7 +87,7 @@ def _demo(args) -> int:
     failed = []
     for name in builtin_names():
         result = simulate(name, seed=args.seed)
-        print_dashboard(result.summary, wall_time_s=result.wall_time_s)
+        print_dashboard(result)
         if not result.passed:
             failed.append(name)
     if failed:

@@ -1,0 +1,241 @@
+"""Terminal dashboard of one run's summary, drawn with ``rich``.
+
+Six panels, laid out like the original system's dashboard:
+
+* 📊 LATENCY METRICS: P50, P90, P95, P99 (bold), average, max, min, samples;
+* 🚀 THROUGHPUT METRICS: requests/second (with its target), per minute, success rps;
+* 🛡️ CIRCUIT BREAKER STATUS: state, health, failure rate, average response, trips,
+  recovery time, the last transitions and the recommendation;
+* ⚠️ ERROR TRACKING: count and share of sent requests per error kind;
+* 📈 SYSTEM OVERVIEW: scenario, workload, backend capacity and utilisation, seed,
+  simulated time (and wall time when given);
+* 🎯 PERFORMANCE TARGETS: each target's threshold, value and PASS / FAIL / not checked.
+
+Colour rule (``target_colour``): red when a figure fails its target (the comparison
+is strict, so a value equal to the threshold fails), yellow when it passes within
+20 % of the limit (``0.8 * t <= v < t`` for ``<``; ``t < v <= 1.2 * t`` for ``>``),
+green otherwise, dim when the target is not checked. The same colour is applied to
+every figure that has a target (P95, P99, requests/second, error rate, recovery).
+Without a terminal ``rich`` drops the colours and the text stays readable.
+
+``workload`` is read from ``summary["config"]``: pass ``RunResult.to_dict()`` (or
+the result itself) rather than ``RunResult.summary`` to show it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["render_dashboard", "print_dashboard", "target_colour"]
+
+NEAR_LIMIT = 0.2  # the yellow band, as a fraction of the threshold
+
+# (label, summary path, unit); a figure whose path is a target's metric gets its colour.
+LATENCY_ROWS = (
+    ("P50", "latency_ms.p50", "ms"),
+    ("P90", "latency_ms.p90", "ms"),
+    ("P95", "latency_ms.p95", "ms"),
+    ("P99", "latency_ms.p99", "ms"),
+    ("Average", "latency_ms.avg", "ms"),
+    ("Max", "latency_ms.max", "ms"),
+    ("Min", "latency_ms.min", "ms"),
+    ("Samples", "latency_ms.count", "count"),
+)
+HIGHLIGHTED = {"P50", "P90", "P95", "P99"}
+THROUGHPUT_ROWS = (
+    ("Requests/second", "throughput.rps", "req/s"),
+    ("Requests/minute", "throughput.rpm", "req/min"),
+    ("Success rps", "throughput.success_rps", "req/s"),
+)
+BREAKER_ROWS = (
+    ("Failure rate", "breaker.failure_rate", "fraction"),
+    ("Avg response", "breaker.avg_response_ms", "ms"),
+    ("Trips", "breaker.trips", "count"),
+    ("Recovery time", "breaker.recovery_s", "s"),
+)
+OVERVIEW_ROWS = (
+    ("Backend capacity", "backend.capacity", "slots"),
+    ("Utilisation", "backend.utilization", "fraction"),
+    ("Requests sent", "requests.sent", "count"),
+    ("Seed", "seed", ""),
+    ("Replication", "replication", ""),
+    ("Simulated time", "sim_time_s", "s"),
+)
+LAST_TRANSITIONS = 3
+
+
+def target_colour(value, threshold, comparison: str) -> str:
+    """"green" | "yellow" | "red" | "dim" for ``value`` against ``comparison threshold``."""
+    if value is None or threshold is None or math.isinf(threshold):
+        return "dim"
+    if comparison == "<":
+        if value >= threshold:
+            return "red"
+        return "yellow" if value >= threshold * (1 - NEAR_LIMIT) else "green"
+    if threshold == 0:  # a minimum of 0 disables the target
+        return "dim"
+    if value <= threshold:
+        return "red"
+    return "yellow" if value <= threshold * (1 + NEAR_LIMIT) else "green"
+
+
+def _colour_of(target: dict) -> str:
+    if target["passed"] is None:
+        return "dim"
+    if target["passed"] is False:
+        return "red"  # also when the figure is missing (a breaker that never re-closed)
+    return target_colour(target["value"], target["threshold"], target["comparison"])
+
+
+def _get(summary: dict, path: str):
+    value = summary
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _fmt(value, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "fraction":
+        return f"{value:.1%}"
+    if unit in ("count", "slots", ""):
+        return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,.1f} {unit}"
+
+
+def _threshold_text(target: dict, unit: bool = True) -> str:
+    if target["threshold"] is None:
+        return "—"
+    limit = _fmt(target["threshold"], target["unit"] if unit or target["unit"] == "fraction" else "")
+    return f"{target['comparison']} {limit}"
+
+
+def _table(*columns: tuple[str, str], header: bool = True) -> Table:
+    table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=header, header_style="dim")
+    for index, (name, justify) in enumerate(columns):  # labels and figures never wrap
+        table.add_column(name, justify=justify, no_wrap=index == 0 or justify == "right")
+    return table
+
+
+def _figures(summary: dict, rows, targets: dict, table: Table | None = None) -> Table:
+    """Label, value and (when the figure has a target) the limit, coloured by the target."""
+    table = table or _table(("", "left"), ("", "right"), ("target", "left"))
+    for label, path, unit in rows:
+        value = _get(summary, path)
+        target = targets.get(path)
+        text = _fmt(value, unit)
+        if path == "breaker.recovery_s" and summary["breaker"].get("recovered") is False:
+            text = "not recovered"
+        style = _colour_of(target) if target else ""
+        if label in HIGHLIGHTED:
+            style = f"bold {style}".strip()
+        limit = _threshold_text(target, unit=False) if target and target["threshold"] is not None else ""
+        table.add_row(label, Text(text, style=style), Text(limit, style="dim"))
+    return table
+
+
+def _breaker(summary: dict, targets: dict) -> Group:
+    breaker = summary["breaker"]
+    health = Text("🟢 HEALTHY", style="bold green") if breaker["healthy"] else Text("🔴 UNHEALTHY", style="bold red")
+    table = _table(("", "left"), ("", "right"), ("target", "left"))
+    table.add_row("State", Text(breaker["state"].upper(), style="bold"), "")
+    table.add_row("Health", health, "")
+    parts = [_figures(summary, BREAKER_ROWS, targets, table)]
+    transitions = breaker["transitions"][-LAST_TRANSITIONS:]
+    if transitions:
+        parts.append(Text(f"Last transitions ({len(transitions)} of {len(breaker['transitions'])}):", style="dim"))
+        parts += [Text(f"  {tr['t']:8.1f} s  {tr['from']} → {tr['to']}") for tr in transitions]
+    parts.append(Text(f"💡 {breaker['recommendation']}", style="italic"))
+    return Group(*parts)
+
+
+def _errors(summary: dict, targets: dict) -> Table:
+    requests = summary["requests"]
+    table = _table(("kind", "left"), ("count", "right"), ("share", "right"))
+    for kind, share in summary["error_rates"].items():
+        style = "" if requests.get(kind) else "dim"
+        table.add_row(kind.replace("_", " ").capitalize(), f"{requests.get(kind, 0):,}", f"{share:.1%}", style=style)
+    target = targets.get("error_rate")
+    style = f"bold {_colour_of(target)}" if target else "bold"
+    table.add_row("All errors", f"{requests['sent'] - requests['succeeded']:,}", f"{summary['error_rate']:.1%}", style=style)
+    return table
+
+
+def _workload(config: dict | None) -> str:
+    workload = (config or {}).get("workload")
+    if not workload:
+        return "—"
+    model = workload["model"]
+    if model == "open":
+        if workload.get("stages"):
+            return f"open, {len(workload['stages'])} stages, {workload['users']} user keys"
+        return f"open, {workload['rate']:g} req/s ({workload['arrival']}), {workload['users']} user keys"
+    users = 1 if model == "sequential" else workload["users"]
+    per_user = workload.get("requests_per_user") or "until duration"
+    return f"{model}, {users} user{'s' if users != 1 else ''} × {per_user} req"
+
+
+def _overview(summary: dict, wall_time_s: float | None) -> Table:
+    table = _table(("", "left"), ("", "left"), header=False)
+    table.add_row("Scenario", Text(str(summary["scenario"]), style="bold"))
+    table.add_row("Workload", _workload(summary.get("config")))
+    for label, path, unit in OVERVIEW_ROWS:
+        table.add_row(label, _fmt(_get(summary, path), unit))
+    if wall_time_s is not None:
+        wall = _fmt(wall_time_s, "s") if wall_time_s >= 1 else _fmt(wall_time_s * 1000, "ms")
+        table.add_row("Wall time", wall)
+    return table
+
+
+def _targets(summary: dict) -> Table:
+    table = _table(("target", "left"), ("limit", "right"), ("value", "right"), ("result", "left"))
+    for target in summary["targets"]:
+        colour = _colour_of(target)
+        result = {True: "✅ PASS", False: "❌ FAIL", None: "not checked"}[target["passed"]]
+        value = _fmt(target["value"], target["unit"])
+        table.add_row(target["name"], _threshold_text(target), Text(value, style=colour), Text(result, style=f"bold {colour}"))
+    return table
+
+
+def _row(left, right, ratios=(1, 1)) -> Table:
+    row = Table.grid(expand=True, padding=(0, 1))
+    for ratio in ratios:
+        row.add_column(ratio=ratio)
+    row.add_row(left, right)
+    return row
+
+
+def render_dashboard(summary, *, wall_time_s: float | None = None) -> Group:
+    """The dashboard of one summary dict (or a ``RunResult``, with its wall time) as a rich renderable."""
+    if hasattr(summary, "to_dict"):
+        wall_time_s = summary.wall_time_s if wall_time_s is None else wall_time_s
+        summary = summary.to_dict()
+    targets = {t["metric"]: t for t in summary.get("targets", [])}
+    panels = [
+        ("📊 LATENCY METRICS", _figures(summary, LATENCY_ROWS, targets)),
+        ("🚀 THROUGHPUT METRICS", _figures(summary, THROUGHPUT_ROWS, targets)),
+        ("🛡️ CIRCUIT BREAKER STATUS", _breaker(summary, targets)),
+        ("⚠️ ERROR TRACKING", _errors(summary, targets)),
+        ("📈 SYSTEM OVERVIEW", _overview(summary, wall_time_s)),
+        ("🎯 PERFORMANCE TARGETS", _targets(summary)),
+    ]
+    boxes = [Panel(body, title=f"[bold]{title}[/]", title_align="left", border_style="blue") for title, body in panels]
+    # Two panels a row; the targets table gets the wider half of the last row.
+    rows = [_row(boxes[0], boxes[1]), _row(boxes[2], boxes[3]), _row(boxes[4], boxes[5], ratios=(4, 7))]
+    passed = all(t["passed"] is not False for t in summary.get("targets", []))
+    verdict = "[bold green]ALL TARGETS MET[/]" if passed else "[bold red]TARGETS MISSED[/]"
+    title = f"[bold]AI ROUTER SIMULATION — {escape(str(summary['scenario']))}[/] · {verdict}"
+    return Group(Rule(title), *rows)
+
+
+def print_dashboard(summary, console: Console | None = None, *, wall_time_s: float | None = None) -> None:
+    """Print ``render_dashboard(summary)`` to ``console`` (a new one on stdout by default)."""
+    (console or Console()).print(render_dashboard(summary, wall_time_s=wall_time_s))
