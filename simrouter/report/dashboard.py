@@ -213,8 +213,13 @@ def _row(left, right, ratios=(1, 1)) -> Table:
     return row
 
 
-def render_dashboard(summary, *, wall_time_s: float | None = None) -> Group:
-    """The dashboard of one summary dict (or a ``RunResult``, with its wall time) as a rich renderable."""
+# Below this many columns the panels are stacked one per row instead of two.
+TWO_COLUMN_WIDTH = 110
+
+
+def render_dashboard(summary, *, wall_time_s: float | None = None, width: int | None = None) -> Group:
+    """The dashboard of one summary dict (or a ``RunResult``, with its wall time) as a
+    rich renderable; ``width`` (the console's) below ``TWO_COLUMN_WIDTH`` stacks the panels."""
     if hasattr(summary, "to_dict"):
         wall_time_s = summary.wall_time_s if wall_time_s is None else wall_time_s
         summary = summary.to_dict()
@@ -228,8 +233,11 @@ def render_dashboard(summary, *, wall_time_s: float | None = None) -> Group:
         ("🎯 PERFORMANCE TARGETS", _targets(summary)),
     ]
     boxes = [Panel(body, title=f"[bold]{title}[/]", title_align="left", border_style="blue") for title, body in panels]
-    # Two panels a row; the targets table gets the wider half of the last row.
-    rows = [_row(boxes[0], boxes[1]), _row(boxes[2], boxes[3]), _row(boxes[4], boxes[5], ratios=(4, 7))]
+    if width is not None and width < TWO_COLUMN_WIDTH:
+        rows = boxes
+    else:
+        # Two panels a row; the targets table gets the wider half of the last row.
+        rows = [_row(boxes[0], boxes[1]), _row(boxes[2], boxes[3]), _row(boxes[4], boxes[5], ratios=(4, 7))]
     passed = all(t["passed"] is not False for t in summary.get("targets", []))
     verdict = "[bold green]ALL TARGETS MET[/]" if passed else "[bold red]TARGETS MISSED[/]"
     title = f"[bold]AI ROUTER SIMULATION — {escape(str(summary['scenario']))}[/] · {verdict}"
@@ -238,4 +246,5 @@ def render_dashboard(summary, *, wall_time_s: float | None = None) -> Group:
 
 def print_dashboard(summary, console: Console | None = None, *, wall_time_s: float | None = None) -> None:
     """Print ``render_dashboard(summary)`` to ``console`` (a new one on stdout by default)."""
-    (console or Console()).print(render_dashboard(summary, wall_time_s=wall_time_s))
+    console = console or Console()
+    console.print(render_dashboard(summary, wall_time_s=wall_time_s, width=console.width))
