@@ -1,0 +1,41 @@
+"""``simrouter run SCENARIO``: simulate once, print the dashboard, optionally write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="simulate one scenario and print its dashboard")
+    add_scenario_options(parser)
+    parser.add_argument("--json", metavar="PATH", type=Path, help="write the result as JSON ('-' for standard output)")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ..config import load_scenario
+    from ..report import print_dashboard
+    from ..sim import simulate
+
+    result = simulate(load_scenario(args.scenario, args.overrides), seed=args.seed)
+    to_stdout = args.json is not None and str(args.json) == "-"
+    if args.json is not None:
+        write_json(result.to_dict(), args.json)
+    if not to_stdout:
+        print_dashboard(result)
+    return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Write ``data`` as indented JSON to ``path`` ('-': standard output)."""
+    text = json.dumps(data, indent=2)
+    if str(path) == "-":
+        print(text)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
