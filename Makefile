@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-live clean
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The live generator's ceiling against Locust (needs nginx for the trivial target; falls back to a Python server).
+bench-live: install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/bench_loadgen.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -8,8 +8,30 @@ Public API
 ``load_scenario(name_or_path)``   a built-in scenario or TOML file -> ``Scenario``
 ``Scenario`` and its sections     typed, validated configuration (``config``)
 ``RunResult``                     raw columns, ``summary``, ``to_dict()``, DataFrames
-``TokenBucket``, ``CircuitBreaker``  the clock-free policies (``policies``)
+``TokenBucket``, ``CircuitBreaker``  the clock-free policies (``policies``); limiters
+                                  ``GCRA``, ``LeakyBucket``, ``SlidingWindowLog``,
+                                  ``SlidingWindowCounter``, ``FixedWindow``,
+                                  ``ConcurrencyLimit``, ``build_limiter``; client
+                                  policies ``RetryPolicy``, ``Backoff``,
+                                  ``RetryBudget``, ``HedgePolicy``
+``build_breaker(config)``         breaker presets ``CircuitBreaker`` (default),
+                                  ``Resilience4jBreaker``, ``PybreakerBreaker``,
+                                  ``HystrixBreaker``, ``PollyBreaker`` (``policies.breakers``);
+                                  their configs ``BreakerConfig``, ``*BreakerConfig``
 ``ConfigError``                   a bad configuration value, naming its field
+``simulate(..., replications=R)`` replications -> ``ReplicatedResult`` (means, ``ci95``);
+                                  ``replicate`` adds ``precision=`` (``replications``)
+``compare_configs(a, b)``         paired differences under CRN -> ``Comparison``
+``sweep(file, executor=...)``     a sweep file's tidy table (pandas); ``aggregate``
+                                  gives its 95 % intervals (``sweeps``, ``sweepfile``)
+``t_interval``, ``mser``          output analysis (``stats``, ``warmup``)
+``latency_figure(results)``       matplotlib Figures; also ``timeline_figure``,
+                                  ``sweep_figure``, ``sweep_heatmap``, ``compare_figure``
+``write_report(paths, out)``      the HTML report; ``write_run_plots`` PNGs (``report``)
+``run_live(scenario, url)``       the scenario in wall time against a live router ->
+                                  ``LiveResult``; ``serving`` / ``RouterService`` the
+                                  reference service; ``compare_live``, ``calibrate_latency``
+                                  (``live``; loaded on first use: it imports aiohttp)
 ================================  ==================================================
 """
 
@@ -18,8 +40,14 @@ from .config import (
     BreakerConfig,
     Failures,
     FaultWindow,
+    HedgeConfig,
+    HystrixBreakerConfig,
     LimiterConfig,
     MetricsConfig,
+    PollyBreakerConfig,
+    PybreakerBreakerConfig,
+    Resilience4jBreakerConfig,
+    RetryConfig,
     RouterConfig,
     Scenario,
     Stage,
@@ -31,17 +59,59 @@ from .config import (
 )
 from .distributions import Constant, Distribution, Empirical, Exponential, Gamma, Lognormal
 from .errors import ConfigError
-from .policies import BreakerState, CircuitBreaker, TokenBucket
+from .policies import (
+    GCRA,
+    Backoff,
+    BreakerState,
+    CircuitBreaker,
+    ConcurrencyLimit,
+    FixedWindow,
+    HedgePolicy,
+    HystrixBreaker,
+    LeakyBucket,
+    PollyBreaker,
+    PybreakerBreaker,
+    Resilience4jBreaker,
+    RetryBudget,
+    RetryPolicy,
+    SlidingWindowCounter,
+    SlidingWindowLog,
+    TokenBucket,
+    build_breaker,
+    build_limiter,
+)
 from .result import RunResult
 from .sim import simulate
+from .comparison import Comparison, compare_configs
+from .replications import ReplicatedResult, replicate
+from .stats import paired_t_interval, t_interval
+from .sweepfile import SweepSpec, load_sweep
+from .sweeps import aggregate, sweep
+from .warmup import mser
 
 __version__ = "0.1.0"
 
+# The real-clock engine imports aiohttp: loaded on first use, not with the package.
+_LIVE_NAMES = {
+    "run_live": "run_live",
+    "LiveOptions": "LiveOptions",
+    "LiveResult": "LiveResult",
+    "RouterService": "RouterService",
+    "serving": "serving",
+    "compare_live": "compare",
+    "calibrate_latency": "calibrate",
+}
+
+
 __all__ = [
+    "GCRA",
+    "Backoff",
     "BackendConfig",
     "BreakerConfig",
     "BreakerState",
     "CircuitBreaker",
+    "Comparison",
+    "ConcurrencyLimit",
     "ConfigError",
     "Constant",
     "Distribution",
@@ -49,19 +119,82 @@ __all__ = [
     "Exponential",
     "Failures",
     "FaultWindow",
+    "FixedWindow",
     "Gamma",
+    "HedgeConfig",
+    "HedgePolicy",
+    "HystrixBreaker",
+    "HystrixBreakerConfig",
+    "LeakyBucket",
     "LimiterConfig",
     "Lognormal",
     "MetricsConfig",
+    "PollyBreaker",
+    "PollyBreakerConfig",
+    "PybreakerBreaker",
+    "PybreakerBreakerConfig",
+    "ReplicatedResult",
+    "Resilience4jBreaker",
+    "Resilience4jBreakerConfig",
+    "RetryBudget",
+    "RetryConfig",
+    "RetryPolicy",
     "RouterConfig",
     "RunResult",
     "Scenario",
+    "SlidingWindowCounter",
+    "SlidingWindowLog",
     "Stage",
+    "SweepSpec",
     "Targets",
     "TokenBucket",
     "WorkloadConfig",
+    "aggregate",
+    "build_breaker",
+    "build_limiter",
     "builtin_names",
+    "compare_configs",
     "load_scenario",
+    "load_sweep",
+    "mser",
+    "paired_t_interval",
+    "replicate",
     "scenario_from_dict",
     "simulate",
+    "sweep",
+    "t_interval",
+    # the real-clock engine (lazy, see _LIVE_NAMES)
+    "LiveOptions",
+    "LiveResult",
+    "RouterService",
+    "calibrate_latency",
+    "compare_live",
+    "run_live",
+    "serving",
 ]
+
+# Plots and reports (simrouter.report), imported on first use: matplotlib is slow to import.
+_REPORT_NAMES = (
+    "latency_figure",
+    "timeline_figure",
+    "sweep_figure",
+    "sweep_heatmap",
+    "compare_figure",
+    "write_run_plots",
+    "write_report",
+    "progress_bar",
+    "track",
+)
+__all__ += _REPORT_NAMES
+
+
+def __getattr__(name: str):
+    if name in _REPORT_NAMES:
+        from . import report
+
+        return getattr(report, name)
+    if name in _LIVE_NAMES:
+        from . import live
+
+        return getattr(live, _LIVE_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,14 +16,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from .distributions import Constant, Distribution, Lognormal, from_spec
+from .distributions import Constant, Distribution, Lognormal, Mixture, from_spec
 from .errors import ConfigError, unknown_key_message
+
+
+class OneOf:
+    """Marks a section that is one of several config classes, chosen by its ``tag``
+    key (``[breaker] preset = "hystrix"``; a missing tag means ``default``).
+
+    Annotate the field ``Annotated[A | B, OneOf("kind", {"a": A, "b": B}, "a")]``.
+    Each class accepts only its own keys; an override that changes the tag starts
+    the section afresh from that class's defaults (see ``apply_overrides``).
+    """
+
+    __slots__ = ("tag", "choices", "default")
+
+    def __init__(self, tag: str, choices: dict[str, type], default: str):
+        self.tag = tag
+        self.choices = choices
+        self.default = default
 
 
 def _opt(default: Any, **meta: Any) -> Any:
@@ -68,19 +86,75 @@ class WorkloadConfig:
     max_requests: int = _opt(0, ge=0)
 
 
+# Each limiter algorithm's own keys and their defaults (see docs/policies.md).
+LIMITER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "token_bucket": {"rate": 50.0, "burst": 20},
+    "gcra": {"rate": 20.0, "burst": 10},
+    "leaky_bucket": {"rate": 20.0, "burst": 0, "nodelay": False, "delay": 0},
+    "sliding_window_log": {"size": 1.0, "limit": 20},
+    "sliding_window_counter": {"size": 1.0, "limit": 20},
+    "fixed_window": {"size": 1.0, "limit": 20, "align": "clock"},
+    "concurrency": {"max_in_flight": 1024},
+}
+
+
 @dataclass(frozen=True)
 class LimiterConfig:
-    """Admission by rate: ``rate`` tokens/s into a bucket of ``burst`` tokens."""
+    """Admission control, one algorithm (``simrouter.policies.limiters``), per user or global.
 
-    algorithm: Literal["none", "token_bucket"] = "token_bucket"
+    Each algorithm accepts only its own keys (``LIMITER_DEFAULTS``); the others
+    stay ``None``. ``rate`` per second; ``burst`` requests (token bucket: bucket
+    size; gcra: redis-cell's max_burst; leaky_bucket: nginx's burst); ``nodelay``
+    / ``delay`` as nginx's; windows of ``size`` seconds admitting ``limit``;
+    ``max_in_flight`` unanswered requests. ``algorithm = "none"`` ignores the
+    other keys, so one override switches a section off.
+    """
+
+    algorithm: Literal[
+        "none", "token_bucket", "gcra", "leaky_bucket", "sliding_window_log", "sliding_window_counter", "fixed_window", "concurrency"
+    ] = "token_bucket"
     scope: Literal["per_user", "global"] = "per_user"
-    rate: float = _opt(20.0, gt=0)
-    burst: int = _opt(10, ge=1)
+    rate: float | None = _opt(None, gt=0)
+    burst: int | None = _opt(None, ge=0)
+    nodelay: bool | None = None
+    delay: int | None = _opt(None, ge=0)
+    size: float | None = _opt(None, gt=0)
+    limit: int | None = _opt(None, ge=1)
+    align: Literal["clock", "first_request"] | None = None
+    max_in_flight: int | None = _opt(None, ge=1)
+
+    CHOICE: typing.ClassVar[str] = "algorithm"  # the key that decides which other keys apply
+
+    @classmethod
+    def accepted_keys(cls, data: dict) -> list[str] | None:
+        """The keys a [limiter] table may hold, given its algorithm (None: any field)."""
+        algorithm = data.get("algorithm", cls.algorithm)
+        if algorithm not in LIMITER_DEFAULTS or algorithm == "none":
+            return None
+        return ["algorithm", "scope", *LIMITER_DEFAULTS[algorithm]]
+
+    def __post_init__(self) -> None:
+        own = LIMITER_DEFAULTS[self.algorithm]
+        for name in ("rate", "burst", "nodelay", "delay", "size", "limit", "align", "max_in_flight"):
+            value = getattr(self, name)
+            if name in own:
+                if value is None:
+                    object.__setattr__(self, name, own[name])
+            elif self.algorithm == "none":
+                object.__setattr__(self, name, None)
+            elif value is not None:
+                accepted = self.accepted_keys({"algorithm": self.algorithm})
+                raise ConfigError(f"limiter.{name}", unknown_key_message(name, accepted, f"[limiter] with algorithm = {self.algorithm!r}"))
+        if self.algorithm == "token_bucket" and self.burst < 1:
+            raise ConfigError("limiter.burst", f"a token bucket needs burst >= 1 (it admits nothing otherwise), got {self.burst}")
+        if self.algorithm == "leaky_bucket" and self.nodelay and self.delay:
+            raise ConfigError("limiter.delay", "give nodelay = true or delay = N, not both (as nginx)")
 
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    """The default circuit breaker (see ``simrouter.policies.breaker``).
+    """``preset = "default"``: simrouter's own breaker (``policies.breakers.default``).
 
     Trips on ``failure_threshold`` consecutive failures (0 disables) or when the
     failure rate over the last ``window_size`` outcomes reaches
@@ -88,7 +162,7 @@ class BreakerConfig:
     ``open_duration`` s; the first call after that moves it to half-open, where
     ``half_open_max_calls`` probes pass; ``success_threshold`` successful probes
     close it, any failed probe re-opens it. ``count_timeouts``: router timeouts
-    count as failures.
+    count as failures. ``preset = "none"``: no breaker (the other keys are unused).
     """
 
     preset: Literal["none", "default"] = "default"
@@ -101,6 +175,110 @@ class BreakerConfig:
     success_threshold: int = _opt(3, ge=1)
     count_timeouts: bool = True
 
+    def __post_init__(self) -> None:
+        if self.success_threshold > self.half_open_max_calls:
+            raise ConfigError(
+                "breaker.success_threshold",
+                f"must be <= breaker.half_open_max_calls ({self.half_open_max_calls}), got {self.success_threshold}",
+            )
+
+
+@dataclass(frozen=True)
+class Resilience4jBreakerConfig:
+    """``preset = "resilience4j"``: resilience4j's CircuitBreakerConfig with its
+    defaults, names in snake_case, rates in PERCENT (as resilience4j), durations in
+    seconds (``policies.breakers.resilience4j``). A call slower than
+    ``slow_call_duration_threshold`` is slow; ``count_timeouts``: router timeouts
+    are failures (resilience4j records every exception), false ignores them."""
+
+    preset: Literal["resilience4j"] = "resilience4j"
+    sliding_window_type: Literal["COUNT_BASED", "TIME_BASED"] = "COUNT_BASED"
+    sliding_window_size: int = _opt(100, ge=1)
+    minimum_number_of_calls: int = _opt(100, ge=1)
+    failure_rate_threshold: float = _opt(50.0, gt=0, le=100)
+    slow_call_rate_threshold: float = _opt(100.0, gt=0, le=100)
+    slow_call_duration_threshold: float = _opt(60.0, gt=0)
+    wait_duration_in_open_state: float = _opt(60.0, gt=0)
+    enable_exponential_backoff: bool = False
+    exponential_backoff_multiplier: float = _opt(1.5, ge=1)
+    exponential_max_wait_duration_in_open_state: float = _opt(math.inf, gt=0)
+    enable_randomized_wait: bool = False
+    randomized_wait_factor: float = _opt(0.5, ge=0, le=1)
+    automatic_transition_from_open_to_half_open_enabled: bool = False
+    permitted_number_of_calls_in_half_open_state: int = _opt(10, ge=1)
+    max_wait_duration_in_half_open_state: float = _opt(0.0, ge=0)
+    count_timeouts: bool = True
+
+    def __post_init__(self) -> None:
+        if self.randomized_wait_factor >= 1:
+            raise ConfigError("breaker.randomized_wait_factor", f"expected a value >= 0 and < 1 (as resilience4j), got {self.randomized_wait_factor}")
+
+
+@dataclass(frozen=True)
+class PybreakerBreakerConfig:
+    """``preset = "pybreaker"``: PyPI pybreaker's CircuitBreaker arguments and
+    defaults (``policies.breakers.pybreaker``). ``count_timeouts``: router
+    timeouts are failures; false excludes them (pybreaker then counts a success)."""
+
+    preset: Literal["pybreaker"] = "pybreaker"
+    fail_max: int = _opt(5, ge=1)
+    reset_timeout: float = _opt(60.0, ge=0)
+    success_threshold: int = _opt(1, ge=1)
+    count_timeouts: bool = True
+
+
+@dataclass(frozen=True)
+class HystrixBreakerConfig:
+    """``preset = "hystrix"``: Hystrix's circuitBreaker.* and metrics.* properties
+    and defaults, durations in seconds (``policies.breakers.hystrix``).
+    ``count_timeouts``: router timeouts are errors (always, in Hystrix); false
+    ignores them."""
+
+    preset: Literal["hystrix"] = "hystrix"
+    request_volume_threshold: int = _opt(20, ge=0)
+    error_threshold_percentage: int = _opt(50, ge=0, le=100)
+    sleep_window: float = _opt(5.0, gt=0)
+    rolling_window: float = _opt(10.0, gt=0)
+    health_snapshot_interval: float = _opt(0.5, gt=0)
+    count_timeouts: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rolling_window < self.health_snapshot_interval:
+            raise ConfigError("breaker.rolling_window", f"must hold at least one health snapshot interval ({self.health_snapshot_interval} s), got {self.rolling_window}")
+
+
+@dataclass(frozen=True)
+class PollyBreakerConfig:
+    """``preset = "polly"``: Polly v8's CircuitBreakerStrategyOptions and defaults,
+    durations in seconds (``policies.breakers.polly``). A break lasts
+    ``break_duration * break_duration_multiplier ** half-open attempts`` (at most
+    ``max_break_duration``; multiplier 1: Polly without a BreakDurationGenerator).
+    ``count_timeouts``: router timeouts are failures; false leaves them unhandled
+    (a success for Polly)."""
+
+    preset: Literal["polly"] = "polly"
+    failure_ratio: float = _opt(0.1, ge=0, le=1)
+    minimum_throughput: int = _opt(100, ge=2)
+    sampling_duration: float = _opt(30.0, ge=0.5)
+    break_duration: float = _opt(5.0, ge=0.5, le=86_400)
+    break_duration_multiplier: float = _opt(1.0, ge=1)
+    max_break_duration: float = _opt(math.inf, gt=0)
+    count_timeouts: bool = True
+
+
+BREAKER_PRESETS: dict[str, type] = {
+    "none": BreakerConfig,
+    "default": BreakerConfig,
+    "resilience4j": Resilience4jBreakerConfig,
+    "pybreaker": PybreakerBreakerConfig,
+    "hystrix": HystrixBreakerConfig,
+    "polly": PollyBreakerConfig,
+}
+BreakerSettings = Annotated[
+    BreakerConfig | Resilience4jBreakerConfig | PybreakerBreakerConfig | HystrixBreakerConfig | PollyBreakerConfig,
+    OneOf("preset", BREAKER_PRESETS, "default"),
+]
+
 
 @dataclass(frozen=True)
 class Failures:
@@ -112,7 +290,13 @@ class Failures:
 
 
 # The embedded default backend; see the README ("How the default was chosen").
-DEFAULT_LATENCY = Lognormal.from_percentiles(0.045, 0.234)
+# Fitted so that `concurrent` reproduces the seed's dashboard (README, "How the
+# default backend was chosen"): 99.35 % of calls lognormal around 43 ms, 0.65 %
+# slow ones (cold starts, long generations) around 2.3 s.
+DEFAULT_LATENCY = Mixture(
+    (0.9935, 0.0065),
+    (Lognormal(median=0.04330, sigma=0.6146), Lognormal(median=2.312, sigma=0.3314)),
+)
 
 
 @dataclass(frozen=True)
@@ -129,10 +313,60 @@ class BackendConfig:
 
 
 @dataclass(frozen=True)
+class RetryConfig:
+    """``[router.retry]``: client retries (``simrouter.policies.retry``).
+
+    A logical request is tried up to ``max_attempts`` times (1: no retries) when
+    a try ends in one of ``retry_on``; before retry n (0-based) it waits
+    ``min(backoff_max, backoff_base * backoff_multiplier ** n)`` with ``jitter``
+    (AWS's none / full / equal / decorrelated). With ``budget = true`` retries
+    over the last ``budget_window`` s may not exceed ``budget_ratio`` of the
+    logical requests plus ``budget_min_per_s`` per second (Finagle's budget).
+    """
+
+    max_attempts: int = _opt(1, ge=1)
+    retry_on: list[Literal["timeouts", "failures", "queue_full", "breaker_rejected", "rate_limited"]] = field(
+        default_factory=lambda: ["timeouts", "failures", "queue_full"]
+    )
+    backoff_base: float = _opt(0.025, ge=0)
+    backoff_multiplier: float = _opt(2.0, ge=1)
+    backoff_max: float = _opt(0.25, ge=0)
+    jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
+    budget: bool = False
+    budget_ratio: float = _opt(0.2, ge=0)
+    budget_window: float = _opt(10.0, gt=0)
+    budget_min_per_s: float = _opt(10.0, ge=0)
+
+    def __post_init__(self) -> None:
+        if self.backoff_max < self.backoff_base:
+            raise ConfigError("router.retry.backoff_max", f"must be >= backoff_base ({self.backoff_base}), got {self.backoff_max}")
+
+
+@dataclass(frozen=True)
+class HedgeConfig:
+    """``[router.hedge]``: hedged requests (``simrouter.policies.hedge``).
+
+    Up to ``max_hedges`` extra copies (0: off), one every ``delay`` s while the
+    try is unanswered, or every ``percentile``-th percentile of the last
+    ``window`` answers' latency when ``percentile > 0``. The first success wins;
+    ``cancel_loser`` cancels the other copies, otherwise they run to the end.
+    """
+
+    max_hedges: int = _opt(0, ge=0)
+    delay: float = _opt(0.1, gt=0)
+    percentile: float = _opt(0.0, ge=0, le=100)
+    window: int = _opt(1000, ge=1)
+    cancel_loser: bool = True
+
+
+@dataclass(frozen=True)
 class RouterConfig:
-    """The router's own settings: ``timeout`` s per request (``inf``: none)."""
+    """The router's own settings: ``timeout`` s per attempt (``inf``: none), and
+    the client policies ``retry`` and ``hedge``."""
 
     timeout: float = _opt(5.0, gt=0)
+    retry: RetryConfig = _opt(RetryConfig())
+    hedge: HedgeConfig = _opt(HedgeConfig())
 
 
 @dataclass(frozen=True)
@@ -166,6 +400,10 @@ class MetricsConfig:
     interval: float = _opt(1.0, gt=0)
 
 
+# Seconds of warm-up, or "auto": chosen per run by MSER-5 (simrouter.warmup).
+Warmup = typing.Union[float, Literal["auto"]]
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Everything one simulated (or live) run needs, except the seed."""
@@ -173,10 +411,10 @@ class Scenario:
     name: str = "custom"
     description: str = ""
     duration: float = _opt(60.0, gt=0)
-    warmup: float = _opt(0.0, ge=0)
+    warmup: Warmup = _opt(0.0, ge=0)
     workload: WorkloadConfig = _opt(WorkloadConfig())
     limiter: LimiterConfig = _opt(LimiterConfig())
-    breaker: BreakerConfig = _opt(BreakerConfig())
+    breaker: BreakerSettings = _opt(BreakerConfig())
     backend: BackendConfig = _opt(BackendConfig())
     router: RouterConfig = _opt(RouterConfig())
     faults: list[FaultWindow] = _opt(list)
@@ -196,7 +434,7 @@ class Scenario:
 
 # ---------------------------------------------------------------- loading
 
-BUILTIN_SCENARIOS = ("baseline", "concurrent", "rate-limit-stress", "breaker-failure")
+BUILTIN_SCENARIOS = ("baseline", "concurrent", "rate-limit-stress", "breaker-failure", "retry-storm")
 
 
 def builtin_names() -> list[str]:
@@ -258,8 +496,10 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
     import copy
 
     data = copy.deepcopy(data)
-    for item in overrides:
-        path, value = parse_override(item)
+    parsed = [parse_override(item) for item in overrides]
+    # A change of class (breaker.preset) comes first, so the other keys apply to the new class.
+    parsed.sort(key=lambda item: not _sets_one_of_tag(item[0]))
+    for path, value in parsed:
         node: Any = data
         for depth, part in enumerate(path[:-1]):
             where = ".".join(path[: depth + 1])
@@ -275,8 +515,27 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
             index = _index(last, len(node), ".".join(path))
             node[index] = value
         else:
+            if _sets_one_of_tag(path) and node.get(last, _one_of_at(path[:-1]).default) != value:
+                node.clear()  # the old class's keys mean nothing to the new one
             node[last] = value
     return data
+
+
+def _one_of_at(section: list[str]) -> OneOf | None:
+    """The ``OneOf`` of the Scenario section at this path, if it is one."""
+    hint: Any = Scenario
+    for part in section:
+        if not dataclasses.is_dataclass(hint):
+            return None
+        hint = typing.get_type_hints(hint, include_extras=True).get(part)
+    if typing.get_origin(hint) is Annotated:
+        return next((meta for meta in hint.__metadata__ if isinstance(meta, OneOf)), None)
+    return None
+
+
+def _sets_one_of_tag(path: list[str]) -> bool:
+    one_of = _one_of_at(path[:-1])
+    return one_of is not None and path[-1] == one_of.tag
 
 
 def _index(part: str, length: int, where: str) -> int:
@@ -294,17 +553,22 @@ def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
     return _build(Scenario, data, "", base_dir)
 
 
-def _build(cls: type, data: Any, path: str, base_dir: Path | None) -> Any:
+def _build(cls: type, data: Any, path: str, base_dir: Path | None, label: str | None = None) -> Any:
     where = path or "the scenario"
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a table (section), got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    # A section whose keys depend on a choice in it (``CHOICE``: the limiter's algorithm) narrows them.
+    accepted = getattr(cls, "accepted_keys", lambda data: None)(data) or list(fields)
     kwargs = {}
     for key, value in data.items():
         dotted = f"{path}.{key}" if path else key
-        if key not in fields:
-            raise ConfigError(dotted, unknown_key_message(key, list(fields), f"[{path}]" if path else "the top level"))
+        if key not in accepted:
+            where = label or (f"[{path}]" if path else "the top level")
+            if accepted != list(fields):
+                where += f" with {cls.CHOICE} = {data.get(cls.CHOICE)!r}"
+            raise ConfigError(dotted, unknown_key_message(key, accepted, where))
         kwargs[key] = _convert(hints[key], value, dotted, fields[key].metadata, base_dir)
     try:
         return cls(**kwargs)
@@ -314,8 +578,31 @@ def _build(cls: type, data: Any, path: str, base_dir: Path | None) -> Any:
         raise ConfigError(where, str(exc)) from None
 
 
+def _build_one_of(one_of: OneOf, data: Any, path: str, base_dir: Path | None) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a table (section), got {data!r}")
+    choice = data.get(one_of.tag, one_of.default)
+    if choice not in one_of.choices:
+        raise ConfigError(f"{path}.{one_of.tag}", f"expected one of {', '.join(map(repr, one_of.choices))}, got {choice!r}")
+    return _build(one_of.choices[choice], data, path, base_dir, label=f"[{path}] with {one_of.tag} = {choice!r}")
+
+
 def _convert(hint: Any, value: Any, field: str, meta: Any, base_dir: Path | None) -> Any:
     origin = typing.get_origin(hint)
+    if origin is Annotated:
+        one_of = next((item for item in hint.__metadata__ if isinstance(item, OneOf)), None)
+        if one_of is not None:
+            return _build_one_of(one_of, value, field, base_dir)
+        return _convert(typing.get_args(hint)[0], value, field, meta, base_dir)
+    if hint == Warmup:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(field, f'expected a number of seconds >= 0 or "auto" (MSER-5), got {value!r}')
+        return _convert(float, value, field, meta, base_dir)
+    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint):
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]  # TOML has no null
+        return _convert(hint, value, field, meta, base_dir)
     if hint is Distribution:
         return from_spec(value, field, base_dir)
     if dataclasses.is_dataclass(hint):
@@ -369,7 +656,7 @@ def _check_range(value: float, field: str, meta: Any) -> float:
 
 def _check_consistency(s: Scenario) -> None:
     w = s.workload
-    if s.warmup >= s.duration:
+    if s.warmup != "auto" and s.warmup >= s.duration:
         raise ConfigError("warmup", f"must be shorter than duration ({s.duration} s), got {s.warmup}")
     if not math.isfinite(s.duration):
         raise ConfigError("duration", "must be finite (simulated seconds)")
@@ -390,12 +677,6 @@ def _check_consistency(s: Scenario) -> None:
                 "with requests_per_user = 0 (run until duration) a closed user needs a think time > 0, "
                 "or it could send endless instant rejections",
             )
-    b = s.breaker
-    if b.success_threshold > b.half_open_max_calls:
-        raise ConfigError(
-            "breaker.success_threshold",
-            f"must be <= breaker.half_open_max_calls ({b.half_open_max_calls}), got {b.success_threshold}",
-        )
     f = s.backend.failures
     if f.processing + f.timeout + f.validation > 1:
         raise ConfigError("backend.failures", "processing + timeout + validation must add up to at most 1")
@@ -418,8 +699,8 @@ def to_dict(obj: Any) -> Any:
     """A plain, TOML/JSON-ready form of a config object (distributions as specs)."""
     if isinstance(obj, Distribution):
         return obj.spec()
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if dataclasses.is_dataclass(obj):  # None: a key the section does not use (TOML has no null)
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
     if isinstance(obj, list):
         return [to_dict(item) for item in obj]
     return obj
@@ -431,8 +712,14 @@ __all__ = [
     "ConfigError",
     "Failures",
     "FaultWindow",
+    "HedgeConfig",
+    "HystrixBreakerConfig",
     "LimiterConfig",
     "MetricsConfig",
+    "PollyBreakerConfig",
+    "PybreakerBreakerConfig",
+    "Resilience4jBreakerConfig",
+    "RetryConfig",
     "RouterConfig",
     "Scenario",
     "Stage",

@@ -1,7 +1,7 @@
 """Random-variate distributions for latency and think time, and block sampling.
 
 A distribution is an immutable description (``Constant``, ``Exponential``,
-``Lognormal``, ``Gamma``, ``Empirical``) that draws numpy arrays from a
+``Lognormal``, ``Gamma``, ``Empirical``, ``Mixture``) that draws numpy arrays from a
 ``numpy.random.Generator``. All values are in seconds.
 
 ``VariateStream`` is what the engines use in their hot loop: it draws from one
@@ -43,6 +43,19 @@ class Distribution:
         """The TOML table that rebuilds this distribution."""
         raise NotImplementedError
 
+    def cdf(self, x: float) -> float:
+        """P(X <= x)."""
+        raise NotImplementedError
+
+    def quantile(self, p: float) -> float:
+        """The p-quantile (0 < p < 1), by root finding on ``cdf`` unless overridden."""
+        from scipy.optimize import brentq
+
+        high = max(self.mean, 1e-9)
+        while self.cdf(high) < p:
+            high *= 2.0
+        return float(brentq(lambda x: self.cdf(x) - p, 0.0, high, xtol=1e-12))
+
     def scaled(self, factor: float) -> "Distribution":
         """The same shape with every value multiplied by ``factor``."""
         raise NotImplementedError
@@ -62,6 +75,12 @@ class Constant(Distribution):
     def spec(self):
         return {"dist": "constant", "value": self.value}
 
+    def cdf(self, x):
+        return float(x >= self.value)
+
+    def quantile(self, p):
+        return self.value
+
     def scaled(self, factor):
         return Constant(self.value * factor)
 
@@ -79,6 +98,9 @@ class Exponential(Distribution):
 
     def spec(self):
         return {"dist": "exponential", "mean": self.mean_s}
+
+    def cdf(self, x):
+        return -math.expm1(-max(x, 0.0) / self.mean_s)
 
     def scaled(self, factor):
         return Exponential(self.mean_s * factor)
@@ -107,6 +129,11 @@ class Lognormal(Distribution):
 
         return self.median * math.exp(self.sigma * norm.ppf(p))
 
+    def cdf(self, x):
+        from scipy.stats import norm
+
+        return float(norm.cdf(math.log(x / self.median) / self.sigma)) if x > 0 else 0.0
+
     def spec(self):
         return {"dist": "lognormal", "median": self.median, "sigma": self.sigma}
 
@@ -131,6 +158,12 @@ class Gamma(Distribution):
 
     def spec(self):
         return {"dist": "gamma", "mean": self.mean_s, "cv": self.cv}
+
+    def cdf(self, x):
+        from scipy.stats import gamma
+
+        shape = 1.0 / self.cv**2
+        return float(gamma.cdf(x, shape, scale=self.mean_s / shape))
 
     def scaled(self, factor):
         return Gamma(self.mean_s * factor, self.cv)
@@ -158,8 +191,47 @@ class Empirical(Distribution):
     def scaled(self, factor):
         return Empirical(self.values * factor, f"{self.source} x {factor}")
 
+    def cdf(self, x):
+        return float(np.mean(self.values <= x))
 
-DIST_NAMES = ("constant", "exponential", "lognormal", "gamma", "empirical")
+    def quantile(self, p):
+        return float(np.quantile(self.values, p))
+
+
+@dataclass(frozen=True)
+class Mixture(Distribution):
+    """With probability ``weights[i]`` a draw comes from ``components[i]``.
+
+    Typical of AI backends: most calls take a short time, a few (cold starts,
+    long generations) take far longer.
+    """
+
+    weights: tuple[float, ...]
+    components: tuple[Distribution, ...]
+
+    def sample(self, rng, size):
+        choice = np.searchsorted(np.cumsum(self.weights[:-1]), rng.random(size), side="right")
+        out = np.empty(size)
+        for i, component in enumerate(self.components):
+            picked = choice == i
+            out[picked] = component.sample(rng, int(picked.sum()))
+        return out
+
+    @property
+    def mean(self):
+        return float(sum(w * c.mean for w, c in zip(self.weights, self.components)))
+
+    def cdf(self, x):
+        return float(sum(w * c.cdf(x) for w, c in zip(self.weights, self.components)))
+
+    def spec(self):
+        return {"dist": "mixture", "components": [{"weight": w, **c.spec()} for w, c in zip(self.weights, self.components)]}
+
+    def scaled(self, factor):
+        return Mixture(self.weights, tuple(c.scaled(factor) for c in self.components))
+
+
+DIST_NAMES = ("constant", "exponential", "lognormal", "gamma", "empirical", "mixture")
 
 
 def from_spec(spec: Any, field: str, base_dir: Path | None = None) -> Distribution:
@@ -270,12 +342,31 @@ def _empirical(params, field, base_dir):
     return Empirical(values, source)
 
 
+def _mixture(params, field, base_dir):
+    _take(params, {"components"}, field, "mixture")
+    components = params.get("components")
+    if not isinstance(components, list) or len(components) < 2:
+        raise ConfigError(f"{field}.components", "expected a list of at least two tables, each a distribution with a weight")
+    weights, dists = [], []
+    for i, item in enumerate(components):
+        where = f"{field}.components.{i}"
+        if not isinstance(item, dict):
+            raise ConfigError(where, f"expected a table like {{ weight = 0.9, dist = \"lognormal\", p50 = 0.04, p99 = 0.2 }}, got {item!r}")
+        weight = _positive(_number(item, "weight", where), f"{where}.weight")
+        weights.append(weight)
+        dists.append(from_spec({k: v for k, v in item.items() if k != "weight"}, where, base_dir))
+    if abs(sum(weights) - 1.0) > 1e-6:
+        raise ConfigError(f"{field}.components", f"weights must add up to 1, got {sum(weights):g}")
+    return Mixture(tuple(weights), tuple(dists))
+
+
 _BUILDERS = {
     "constant": _constant,
     "exponential": _exponential,
     "lognormal": _lognormal,
     "gamma": _gamma,
     "empirical": _empirical,
+    "mixture": _mixture,
 }
 
 

@@ -9,8 +9,12 @@ The summary functions read those columns:
   admitted to the backend (success, failure, timeout), exact over the measured
   run (numpy's linear interpolation) and over a rolling window of the last
   ``window`` answers, as the seed's 10,000-measurement window did;
-* throughput: answers per second (all outcomes) over the measured span, from the
-  end of warm-up to the last answer;
+* throughput: answers per second (all outcomes) while the workload offered its
+  full load: from the end of warm-up until the first closed-loop user finished
+  (or open arrivals stopped). A fixed-count closed run ends with a ramp-down in
+  which fewer and fewer users are left; counting it would make throughput depend
+  on the slowest user's luck. ``overall_rps`` counts every answer up to the last;
+
 * error counts and rates by kind; ``error_rate`` is every non-success over sent;
 * recovery: for each fault window that tripped the breaker, the time from the
   window's end until the breaker last closed before the next fault (or the end
@@ -63,6 +67,24 @@ def latency_stats(latency_s: np.ndarray) -> dict:
     stats = {f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}
     stats.update(max=float(ms.max()), min=float(ms.min()), avg=float(ms.mean()), count=int(ms.size))
     return stats
+
+
+def throughput(done: np.ndarray, success: np.ndarray, start: float, full_load_end: float | None) -> dict:
+    """Answers per second over [start, full_load_end] (the sustained rate), and
+    over [start, last answer] (``overall_rps``); ``window_s`` is the former's length."""
+    last = float(done.max()) if done.size else start
+    end = full_load_end if full_load_end is not None and full_load_end > start else last
+    window = end - start
+    inside = done <= end
+    rps = float(inside.sum()) / window if window > 0 else 0.0
+    overall = last - start
+    return {
+        "rps": rps,
+        "rpm": rps * 60.0,
+        "success_rps": float((success & inside).sum()) / window if window > 0 else 0.0,
+        "overall_rps": float(done.size) / overall if overall > 0 else 0.0,
+        "window_s": window,
+    }
 
 
 def kind_counts(kind: np.ndarray) -> dict[str, int]:

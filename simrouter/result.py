@@ -1,6 +1,8 @@
 """The value a run returns: raw columns, the breaker's history, and its summary.
 
-``RunResult.to_dict()`` is the JSON that ``simrouter run --json`` writes (same
+Requests are logical (one per workload send, whatever retries or hedges it
+took); ``attempts`` in the summary and ``attempts`` in ``to_frame()`` count what
+reached the limiter. ``RunResult.to_dict()`` is the JSON that ``simrouter run --json`` writes (same
 seed and config give the same dict, byte for byte once dumped: wall-clock time is
 kept apart in ``wall_time_s``). ``to_frame()`` is one row per request,
 ``timeseries()`` one row per interval, both pandas DataFrames.
@@ -20,6 +22,7 @@ from .config import Scenario
 from .outcomes import BACKEND_KINDS, KIND_NAMES, SUCCESS
 from .policies.breaker import BreakerState, Transition
 from .targets import evaluate_targets
+from .warmup import WarmupChoice
 
 
 @dataclass(eq=False)
@@ -36,6 +39,12 @@ class RunResult:
     sim_time_s: float
     backend_busy_s: float
     replication: int = 0
+    warmup: WarmupChoice | None = None  # how the warm-up was chosen (None: fixed, scenario.warmup)
+    # Per logical request, from the policy path (None on the fast path: one attempt each).
+    retries: np.ndarray | None = None
+    hedges: np.ndarray | None = None
+    budget_denied: np.ndarray | None = None  # a retry was refused by the retry budget
+    full_load_end_s: float | None = None  # when the first user finished / arrivals stopped
     wall_time_s: float = field(default=0.0, compare=False)
 
     # -- views of the raw data
@@ -60,8 +69,22 @@ class RunResult:
                 "latency_ms": (self.done - self.sent) * 1000.0,
                 "outcome": pd.Categorical(names[self.kind], categories=list(KIND_NAMES)),
                 "measured": self.measured,
+                "attempts": 1 + self._per_request(self.retries) + self._per_request(self.hedges),
             }
         )
+
+    def _per_request(self, column: np.ndarray | None) -> np.ndarray:
+        return np.zeros(self.sent.size, dtype=np.int64) if column is None else column
+
+    def attempt_counts(self) -> dict:
+        """Attempts behind the measured logical requests: first tries, retries, hedges."""
+        measured = self.measured
+        sent = int(measured.sum())
+        retries = int(self._per_request(self.retries)[measured].sum())
+        hedges = int(self._per_request(self.hedges)[measured].sum())
+        denied = 0 if self.budget_denied is None else int(self.budget_denied[measured].sum())
+        total = sent + retries + hedges
+        return {"total": total, "retries": retries, "hedges": hedges, "per_request": total / sent if sent else 0.0, "retries_denied_by_budget": denied}
 
     def timeseries(self, interval: float | None = None) -> pd.DataFrame:
         """Per interval of answer time: counts by outcome, rps, latency percentiles,
@@ -98,8 +121,6 @@ class RunResult:
         sent = int(kind.size)
         latency = self.latencies()
         done = self.done[measured]
-        span = (float(done.max()) - s.warmup) if sent else 0.0
-        rps = sent / span if span > 0 else 0.0
         successes = int((kind == SUCCESS).sum())
         window_mask = np.isin(kind, BACKEND_KINDS)
         order = np.argsort(done[window_mask], kind="stable")
@@ -114,10 +135,12 @@ class RunResult:
             "seed": self.seed,
             "replication": self.replication,
             "sim_time_s": self.sim_time_s,
+            "warmup": (self.warmup or WarmupChoice(float(s.warmup), "fixed")).to_dict(),
             "requests": {"sent": sent, **counts},
+            "attempts": self.attempt_counts(),
             "latency_ms": latency_ms,
             "latency_ms_window": metrics.latency_stats(window),
-            "throughput": {"rps": rps, "rpm": rps * 60.0, "success_rps": successes / span if span > 0 else 0.0},
+            "throughput": metrics.throughput(done, kind == SUCCESS, s.warmup, self.full_load_end_s),
             "error_rate": (sent - successes) / sent if sent else 0.0,
             "error_rates": {name: (counts[name] / sent if sent else 0.0) for name in KIND_NAMES[1:]},
             "breaker": {

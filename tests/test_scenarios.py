@@ -22,12 +22,16 @@ def test_breaker_failure_trips_and_recovers_within_60s(seed):
     assert breaker["state"] == "closed"
     assert breaker["recovery_s"] is not None and breaker["recovery_s"] < 60.0
     # Independent computation from the transition log: the breaker re-opens for the last
-    # time at `last_open`, may probe `open_duration` later, and the first arrival after
-    # that (150/s) plus three probe answers (P99 234 ms) close it well within a second.
+    # time at `last_open`; the first arrival after `open_duration` (150/s: within a second)
+    # moves it to half-open, and its probes are answered within the router timeout.
     scenario = result.scenario
-    last_open = max(tr["t"] for tr in breaker["transitions"] if tr["to"] == "open")
-    earliest = last_open + scenario.breaker.open_duration - scenario.faults[0].end
-    assert earliest <= breaker["recovery_s"] < earliest + 1.0
+    transitions = breaker["transitions"]
+    last_open = max(tr["t"] for tr in transitions if tr["to"] == "open")
+    half_open = next(tr["t"] for tr in transitions if tr["to"] == "half_open" and tr["t"] > last_open)
+    closed = transitions[-1]["t"]
+    assert 0 <= half_open - (last_open + scenario.breaker.open_duration) < 1.0
+    assert 0 < closed - half_open <= scenario.router.timeout
+    assert breaker["recovery_s"] == pytest.approx(closed - scenario.faults[0].end)
     recovery_target = next(t for t in result.summary["targets"] if t["name"] == "breaker_recovery")
     assert recovery_target["passed"] is True
 
@@ -137,3 +141,19 @@ def test_timeseries_shows_the_trip_and_the_recovery():
     during = series[(series["t_s"] >= 35) & (series["t_s"] < 45)]
     assert (during["breaker_state"] != "closed").all() and during["breaker_rejected"].sum() > 0
     assert series["breaker_state"].iloc[-1] == "closed"
+
+
+def test_concurrent_reproduces_the_seed_dashboard_within_10_percent():
+    # The seed's dashboard: P50 45.2, P90 89.3, P95 125.7, P99 234.1, average 67.8 ms,
+    # 156.3 req/s. Averaged over 40 replications (sd of each mean < 1.5 %). P99 is judged
+    # by its median: 0.65 % of calls are slow (~2.3 s), so a 1000-request run has >= 10
+    # of them about one time in eight and its P99 jumps into the slow mode; the mean of
+    # P99 across runs is dominated by those runs (README, "How the default was chosen").
+    runs = [simrouter.simulate("concurrent", seed=1, replication=k).summary for k in range(40)]
+    latency = {key: [r["latency_ms"][key] for r in runs] for key in ("p50", "p90", "p95", "p99", "avg")}
+    seed = {"p50": 45.2, "p90": 89.3, "p95": 125.7, "avg": 67.8}
+    for key, value in seed.items():
+        assert np.mean(latency[key]) == pytest.approx(value, rel=0.10), key
+    assert np.median(latency["p99"]) == pytest.approx(234.1, rel=0.10)
+    assert np.mean([r["throughput"]["rps"] for r in runs]) == pytest.approx(156.3, rel=0.10)
+    assert sum(r["requests"]["rate_limited"] for r in runs) == 0  # the default limit sits above one user's rate

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options
+from .replication_options import add_replication_options, replicated, replication_note, simulate_replicated
 
 
 def register(subparsers) -> None:
@@ -14,6 +15,8 @@ def register(subparsers) -> None:
     add_scenario_options(parser)
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the result as JSON ('-' for standard output)")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
+    add_replication_options(parser)
+    parser.add_argument("--plot", metavar="DIR", type=Path, help="write the run's plots (latency, timeline) as PNGs into DIR")
     parser.set_defaults(handler=handle)
 
 
@@ -22,12 +25,21 @@ def handle(args: argparse.Namespace) -> int:
     from ..report import print_dashboard
     from ..sim import simulate
 
-    result = simulate(load_scenario(args.scenario, args.overrides), seed=args.seed)
+    scenario = load_scenario(args.scenario, args.overrides)
+    result = simulate_replicated(scenario, args) if replicated(args) else simulate(scenario, seed=args.seed)
     to_stdout = args.json is not None and str(args.json) == "-"
     if args.json is not None:
         write_json(result.to_dict(), args.json)
     if not to_stdout:
         print_dashboard(result)
+        if replicated(args):
+            print(replication_note(result))
+    if args.plot is not None:
+        from ..report import write_run_plots
+
+        written = write_run_plots(simulate(scenario, seed=args.seed) if replicated(args) else result, args.plot)
+        if not to_stdout:
+            print("plots: " + ", ".join(str(path) for path in written))
     return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK
 
 

@@ -2,19 +2,37 @@
 
 Every policy takes the current time as an argument and never reads a clock:
 ``limiter.try_acquire(key, now)``, ``breaker.allow(now)``,
-``breaker.record(success, now)``. The SimPy engine passes ``env.now``; the live
+``breaker.record(outcome, now, epoch, duration=)``, ``retry_budget.try_withdraw(now)``. The SimPy engine passes ``env.now``; the live
 service passes ``time.monotonic()``.
 """
 
-from .breaker import BreakerState, CircuitBreaker, NoBreaker, Transition, build_breaker
-from .limiter import KeyedLimiter, NoLimiter, TokenBucket, build_limiter
+from .breakers import BreakerState, CircuitBreaker, HystrixBreaker, NoBreaker, PollyBreaker, PybreakerBreaker, Resilience4jBreaker, Transition, build_breaker
+from .hedge import HedgePolicy
+from .limiters import GCRA, ConcurrencyLimit, FixedWindow, GlobalLimiter, KeyedLimiter, LeakyBucket, NoLimiter, SlidingWindowCounter, SlidingWindowLog, TokenBucket, build_limiter
+from .retry import Backoff, RetryPolicy
+from .retry_budget import RetryBudget
 
 __all__ = [
+    "GCRA",
+    "Backoff",
     "BreakerState",
     "CircuitBreaker",
+    "ConcurrencyLimit",
+    "FixedWindow",
+    "GlobalLimiter",
+    "HedgePolicy",
+    "HystrixBreaker",
     "KeyedLimiter",
+    "LeakyBucket",
     "NoBreaker",
     "NoLimiter",
+    "PollyBreaker",
+    "PybreakerBreaker",
+    "Resilience4jBreaker",
+    "RetryBudget",
+    "RetryPolicy",
+    "SlidingWindowCounter",
+    "SlidingWindowLog",
     "TokenBucket",
     "Transition",
     "build_breaker",

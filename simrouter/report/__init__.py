@@ -1,5 +1,44 @@
-"""Reports of a run: the terminal dashboard."""
+"""Seeing results: the terminal dashboards, plots, the HTML report, progress bars.
+
+=================================  ===============================================
+``print_dashboard(result)``        the terminal dashboard of a run (``dashboard``)
+``watch(target)``                  a live target's ``/metrics``, redrawn (``live_dashboard``)
+``latency_figure(results)``        histogram and CDF of latencies (``latency_plot``)
+``timeline_figure(result)``        percentiles, throughput, breaker over time (``timeline_plot``)
+``sweep_figure``, ``sweep_heatmap``  a sweep table's metric vs parameters (``sweep_plot``)
+``compare_figure(table)``          simulated against live (``compare_plot``)
+``write_run_plots(result, dir)``   a run's plots as PNGs (``run_plots``; ``--plot DIR``)
+``write_report(paths, out)``       one self-contained HTML file (``html_report``)
+``progress_bar``, ``track``        transient progress bars (``progress``)
+=================================  ===============================================
+
+The plotting names are imported on first use, so commands that only print a
+dashboard do not pay for importing matplotlib.
+"""
+
+from importlib import import_module
 
 from .dashboard import print_dashboard, render_dashboard, target_colour
+from .progress import progress_bar, track
 
-__all__ = ["print_dashboard", "render_dashboard", "target_colour"]
+_LAZY = {
+    "watch": "live_dashboard",
+    "latency_figure": "latency_plot",
+    "timeline_figure": "timeline_plot",
+    "sweep_figure": "sweep_plot",
+    "sweep_heatmap": "sweep_plot",
+    "tidy_sweep": "sweep_plot",
+    "compare_figure": "compare_plot",
+    "run_figures": "run_plots",
+    "write_run_plots": "run_plots",
+    "build_report": "html_report",
+    "write_report": "html_report",
+}
+
+__all__ = ["print_dashboard", "progress_bar", "render_dashboard", "target_colour", "track", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

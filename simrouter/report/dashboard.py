@@ -132,6 +132,10 @@ def _figures(summary: dict, rows, targets: dict, table: Table | None = None) -> 
         value = _get(summary, path)
         target = targets.get(path)
         text = _fmt(value, unit)
+        interval = (summary.get("ci95") or {}).get(path)  # replicated runs: show the 95 % half-width
+        if interval and value is not None:
+            half = (interval[1] - interval[0]) / 2
+            text += f" ± {half:.1%}" if unit == "fraction" else f" ± {half:,.1f}"
         if path == "breaker.recovery_s" and summary["breaker"].get("recovered") is False:
             text = "not recovered"
         style = _colour_of(target) if target else ""
@@ -217,9 +221,10 @@ def _row(left, right, ratios=(1, 1)) -> Table:
 TWO_COLUMN_WIDTH = 110
 
 
-def render_dashboard(summary, *, wall_time_s: float | None = None, width: int | None = None) -> Group:
+def render_dashboard(summary, *, wall_time_s: float | None = None, width: int | None = None, heading: str = "AI ROUTER SIMULATION") -> Group:
     """The dashboard of one summary dict (or a ``RunResult``, with its wall time) as a
-    rich renderable; ``width`` (the console's) below ``TWO_COLUMN_WIDTH`` stacks the panels."""
+    rich renderable; ``width`` (the console's) below ``TWO_COLUMN_WIDTH`` stacks the panels;
+    ``heading`` opens the title line (the live watcher says "AI ROUTER LIVE")."""
     if hasattr(summary, "to_dict"):
         wall_time_s = summary.wall_time_s if wall_time_s is None else wall_time_s
         summary = summary.to_dict()
@@ -240,7 +245,7 @@ def render_dashboard(summary, *, wall_time_s: float | None = None, width: int | 
         rows = [_row(boxes[0], boxes[1]), _row(boxes[2], boxes[3]), _row(boxes[4], boxes[5], ratios=(4, 7))]
     passed = all(t["passed"] is not False for t in summary.get("targets", []))
     verdict = "[bold green]ALL TARGETS MET[/]" if passed else "[bold red]TARGETS MISSED[/]"
-    title = f"[bold]AI ROUTER SIMULATION — {escape(str(summary['scenario']))}[/] · {verdict}"
+    title = f"[bold]{escape(heading)} — {escape(str(summary['scenario']))}[/] · {verdict}"
     return Group(Rule(title), *rows)
 
 

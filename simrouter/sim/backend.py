@@ -1,5 +1,12 @@
 """The simulated AI backend: ``capacity`` slots, a bounded FIFO queue, faults.
 
+Two engines share one ``ServiceModel`` (what happens to a request once its
+service starts): ``Backend`` here, which resolves every request at admission
+(the fast path), and ``event_backend.EventBackend``, which runs slots, queue
+and completions as events so that a queued or running request can be
+cancelled (hedging with ``cancel_loser``). Without cancellation both give the
+same results, draw for draw.
+
 Service is first-come first-served and service times are drawn independently,
 so when a request arrives its whole future is already determined: it starts
 when the earliest slot frees (or at once), and ends ``latency`` later. The
@@ -32,28 +39,15 @@ from ..distributions import VariateStream
 from ..outcomes import FAILURE, SUCCESS, TIMEOUT
 
 
-class Backend:
-    """FIFO multi-slot backend whose requests are resolved at admission."""
+class ServiceModel:
+    """Service time and outcome of a request whose service starts at ``start``.
 
-    __slots__ = (
-        "_slots_free_at",
-        "_waiting_starts",
-        "_queue_limit",
-        "_latency",
-        "_uniform",
-        "_fault_uniform",
-        "_p_failure",
-        "_p_fail_or_hang",
-        "_hang_time",
-        "_fault_starts",
-        "_faults",
-        "busy_time",
-    )
+    Draws, in this order and only from their own streams: a latency, a fault
+    uniform (only inside a fault window), an outcome uniform."""
+
+    __slots__ = ("_latency", "_uniform", "_fault_uniform", "_p_failure", "_p_fail_or_hang", "_hang_time", "_fault_starts", "_faults")
 
     def __init__(self, config, faults, latency: VariateStream, uniform: VariateStream, fault_uniform: VariateStream):
-        self._slots_free_at = [0.0] * config.capacity  # a heap
-        self._waiting_starts: deque[float] = deque()  # non-decreasing (FIFO)
-        self._queue_limit = config.queue_limit
         self._latency = latency
         self._uniform = uniform
         self._fault_uniform = fault_uniform
@@ -62,23 +56,9 @@ class Backend:
         self._hang_time = config.hang_time
         self._faults = sorted(faults, key=lambda f: f.start)
         self._fault_starts = [f.start for f in self._faults]
-        self.busy_time = 0.0
 
-    def admit(self, now: float) -> tuple[float, int] | None:
-        """(end time, outcome) of a request arriving at ``now``; None if the queue is full."""
-        free_at = self._slots_free_at
-        earliest = free_at[0]
-        if earliest <= now:
-            start = now
-        else:
-            waiting = self._waiting_starts
-            while waiting and waiting[0] <= now:
-                waiting.popleft()
-            if len(waiting) >= self._queue_limit:
-                return None
-            start = earliest
-            waiting.append(start)
-
+    def serve(self, start: float) -> tuple[float, int]:
+        """(service seconds, outcome) for a service starting at ``start``."""
         service = self._latency.next()
         outcome = SUCCESS
         if self._faults:
@@ -95,7 +75,38 @@ class Backend:
             else:
                 outcome = TIMEOUT
                 service = self._hang_time
+        return service, outcome
 
+
+class Backend:
+    """FIFO multi-slot backend whose requests are resolved at admission."""
+
+    __slots__ = ("_slots_free_at", "_waiting_starts", "_queue_limit", "_service", "busy_time")
+
+    cancellable = False
+
+    def __init__(self, config, service: ServiceModel):
+        self._slots_free_at = [0.0] * config.capacity  # a heap
+        self._waiting_starts: deque[float] = deque()  # non-decreasing (FIFO)
+        self._queue_limit = config.queue_limit
+        self._service = service
+        self.busy_time = 0.0
+
+    def admit(self, now: float) -> tuple[float, int] | None:
+        """(end time, outcome) of a request arriving at ``now``; None if the queue is full."""
+        free_at = self._slots_free_at
+        earliest = free_at[0]
+        if earliest <= now:
+            start = now
+        else:
+            waiting = self._waiting_starts
+            while waiting and waiting[0] <= now:
+                waiting.popleft()
+            if len(waiting) >= self._queue_limit:
+                return None
+            start = earliest
+            waiting.append(start)
+        service, outcome = self._service.serve(start)
         end = start + service
         heapq.heapreplace(free_at, end)
         self.busy_time += service

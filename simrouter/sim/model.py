@@ -16,6 +16,9 @@ time order, so later admissions see exactly the state a real router would.
 Workloads: closed users (send, wait for the answer, think, repeat) are SimPy
 processes; an open workload is one arrival process, and each admitted request's
 answer is a single timeout event with a callback, not a process of its own.
+Both talk to a router through ``call(key, now, wait)``: ``SimRouter`` here (the
+fast path) or ``client.PolicyRouter`` (retries, hedges, delaying or holding
+limiters), which ``run.build_router`` picks per scenario.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ import simpy
 from ..distributions import VariateStream
 from ..metrics import Recorder
 from ..outcomes import BREAKER_REJECTED, FAILURE, QUEUE_FULL, RATE_LIMITED, TIMEOUT, VALIDATION
+from ..workload import arrival_times
 from .backend import Backend
 
 
 class SimRouter:
-    """Admission and answer timing for one simulated run."""
+    """The fast path: admission and answer timing when no client policy, delaying
+    or holding limiter, or cancellation is configured (``client.PolicyRouter``
+    handles those). One timeout event per backend-admitted request."""
 
     __slots__ = ("env", "limiter", "breaker", "backend", "recorder", "_timeout", "_p_validation", "_validation_uniform")
 
@@ -45,6 +51,17 @@ class SimRouter:
         self._p_validation = scenario.backend.failures.validation
         self._validation_uniform = validation_uniform
 
+    def call(self, key: int, now: float, wait: bool = False) -> simpy.Event | None:
+        """Send a request at ``now``; None if it was answered at once, otherwise
+        the event at which the router answers it (its answer is recorded then)."""
+        admitted = self.submit(key, now)
+        if admitted is None:
+            return None
+        done, outcome, epoch = admitted
+        event = self.env.timeout(done - now)
+        event.callbacks.append(lambda _event: self.answer(now, done, outcome, epoch))
+        return event
+
     def submit(self, key: int, now: float) -> tuple[float, int, int] | None:
         """Admit a request sent at ``now``: (answer time, outcome, breaker epoch), or
         None when it was answered at once (and already recorded)."""
@@ -52,17 +69,15 @@ class SimRouter:
         if not self.limiter.try_acquire(key, now):
             recorder.add(now, now, RATE_LIMITED)
             return None
-        if self._p_validation and self._validation_uniform.next() < self._p_validation:
-            recorder.add(now, now, VALIDATION)
+        refused = self.screen(now)
+        if refused is not None:
+            recorder.add(now, now, refused)
             return None
         breaker = self.breaker
-        if not breaker.allow(now):
-            recorder.add(now, now, BREAKER_REJECTED)
-            return None
         epoch = breaker.epoch
         admitted = self.backend.admit(now)
         if admitted is None:
-            breaker.record(FAILURE, now, epoch)
+            self.settle(now, now, FAILURE, epoch)
             recorder.add(now, now, QUEUE_FULL)
             return None
         end, outcome = admitted
@@ -71,72 +86,75 @@ class SimRouter:
             return deadline, TIMEOUT, epoch
         return end, outcome, epoch
 
+    def screen(self, now: float) -> int | None:
+        """After the limiter: ``VALIDATION`` or ``BREAKER_REJECTED`` if the
+        request is answered at once, None if it goes on to the backend."""
+        if self._p_validation and self._validation_uniform.next() < self._p_validation:
+            return VALIDATION
+        if not self.breaker.allow(now):
+            return BREAKER_REJECTED
+        return None
+
+    def settle(self, sent: float, done: float, outcome: int, epoch: int) -> None:
+        """The router answers a backend call at ``done``: the breaker records it
+        (a full queue counts as a FAILURE)."""
+        self.breaker.record(outcome, done, epoch, duration=done - sent)
+
     def answer(self, sent: float, done: float, outcome: int, epoch: int) -> None:
         """The router answers a backend-admitted request at ``done``."""
-        self.breaker.record(outcome, done, epoch)
+        self.settle(sent, done, outcome, epoch)
         self.recorder.add(sent, done, outcome)
 
+    def end_time(self, now: float) -> float:
+        """When the run ended: the fast path schedules no event past its last activity."""
+        return now
 
-def closed_user(env: simpy.Environment, router: SimRouter, key: int, requests: int, think: VariateStream, stop_at: float) -> Generator:
-    """Send, wait for the answer, think; ``requests`` times (0: until ``stop_at``)."""
+    def columns(self) -> dict:
+        """Per-request retry and hedge columns: none on the fast path (one attempt each)."""
+        return {}
+
+
+def closed_user(env: simpy.Environment, router, key: int, requests: int, think: VariateStream, stop_at: float, finished: list[float]) -> Generator:
+    """Send, wait for the answer, think; ``requests`` times (0: until ``stop_at``).
+    Appends to ``finished`` when the user's last request was answered."""
     sent = 0
     while requests == 0 or sent < requests:
         now = env.now
         if now >= stop_at:
-            return
+            break
         sent += 1
-        admitted = router.submit(key, now)
-        if admitted is not None:
-            done, outcome, epoch = admitted
-            yield env.timeout(done - now)
-            router.answer(now, done, outcome, epoch)
+        answered = router.call(key, now, wait=True)
+        if answered is not None:
+            yield answered
+        if sent == requests:
+            break
         pause = think.next()
         if pause > 0:
             yield env.timeout(pause)
+    finished.append(env.now)
 
 
 def open_arrivals(
     env: simpy.Environment,
-    router: SimRouter,
+    router,
     schedule: list[tuple[float, float]],
     poisson: bool,
     gaps: VariateStream,
     keys: VariateStream,
     max_requests: int,
+    finished: list[float],
 ) -> Generator:
-    """Arrivals at piecewise-constant rates: ``schedule`` is [(stage end, rate)].
-
-    Constant arrivals fall at ``stage start + k / rate`` (k = 0, 1, ...), computed
-    rather than accumulated so they do not drift. Poisson gaps are unit
-    exponentials divided by the stage's rate; at a stage boundary the next gap is
-    drawn afresh (memorylessness makes that exact).
-    """
-    submit, answer, timeout = router.submit, router.answer, env.timeout
+    """Arrivals at piecewise-constant rates: ``schedule`` is [(stage end, rate)],
+    at the times ``simrouter.workload.arrival_times`` gives (shared with the live generator)."""
+    call, timeout = router.call, env.timeout
     count = 0
-    stage_start = 0.0
-    for stage_end, rate in schedule:
-        if rate <= 0:
-            stage_start = stage_end
-            continue
-        k = 0
-        t = stage_start
-        while True:
-            if poisson:
-                t += gaps.next() / rate
-            else:
-                t = stage_start + k / rate
-                k += 1
-            if t >= stage_end:
-                break
-            if t > env.now:
-                yield timeout(t - env.now)
-            now = env.now
-            count += 1
-            admitted = submit(keys.next(), now)
-            if admitted is not None:
-                done, outcome, epoch = admitted
-                event = timeout(done - now)
-                event.callbacks.append(lambda _event, s=now, d=done, o=outcome, e=epoch: answer(s, d, o, e))
-            if max_requests and count >= max_requests:
-                return
-        stage_start = stage_end
+    for t in arrival_times(schedule, poisson, gaps):
+        if t > env.now:
+            yield timeout(t - env.now)
+        now = env.now
+        count += 1
+        call(keys.next(), now)
+        if max_requests and count >= max_requests:
+            finished.append(now)
+            return
+    finished.append(max(env.now, schedule[-1][0] if schedule else 0.0))  # arrivals ran to the schedule's end

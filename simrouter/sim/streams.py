@@ -19,6 +19,8 @@ LATENCY = 3
 BACKEND_OUTCOME = 4
 FAULT_OUTCOME = 5
 VALIDATION = 6
+BREAKER = 7  # randomized breaker waits (resilience4j)
+RETRY_JITTER = 8  # client retry backoff jitter
 
 
 def stream(seed: int, replication: int, source: int, *index: int) -> np.random.Generator:

@@ -1,0 +1,51 @@
+"""``simrouter calibrate --from live.json``: fit the backend latency, write a scenario."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import EXIT_OK
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("calibrate", help="fit lognormal, gamma and empirical latency to a live run (or a sample file) and write a scenario")
+    parser.add_argument("--from", dest="source", required=True, type=Path, metavar="PATH", help="a live run's JSON (simrouter live --json) or a file of latencies, one per line")
+    parser.add_argument("--unit", choices=("s", "ms"), default="s", help="unit of a sample file (default s)")
+    parser.add_argument("--scenario", default=None, help="scenario to put the fit into (default: the live run's config, else the defaults)")
+    parser.add_argument("--family", default="auto", choices=("auto", "lognormal", "gamma", "empirical"), help="use this family instead of the best fit")
+    parser.add_argument("--out", type=Path, default=Path("calibrated.toml"), help="scenario TOML to write (default calibrated.toml)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the fit report as JSON")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hold-out split (default 0)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..live.calibrate import QUANTILES, base_scenario, calibrate, calibrated_scenario, read_sample
+    from .run import write_json
+
+    sample, config = read_sample(args.source, args.unit)
+    calibration = calibrate(sample, seed=args.seed, family=args.family)
+    scenario = calibrated_scenario(base_scenario(args.scenario, config), calibration, args.out)
+    title = f"latency fit to {calibration.sample_size} samples (fit error: hold-out Kolmogorov-Smirnov distance; KS p: test on the whole sample)"
+    table = Table(title=title)
+    table.add_column("family")
+    table.add_column("fit error", justify="right")
+    table.add_column("KS p", justify="right")
+    for q in QUANTILES:
+        table.add_column(f"P{q} err", justify="right")
+    table.add_column("parameters")
+    for fit in calibration.fits:
+        mark = " (chosen)" if fit is calibration.best else ""
+        spec = fit.to_dict()["spec"]
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items() if k != "dist")
+        pvalue = "-" if fit.ks_pvalue is None else f"{fit.ks_pvalue:.3f}"
+        table.add_row(fit.family + mark, f"{fit.ks_holdout:.4f}", pvalue, *(f"{fit.quantile_errors[f'p{q}']:+.1%}" for q in QUANTILES), params)
+    Console().print(table)
+    print(f"wrote {args.out} (scenario {scenario.name!r}, backend.latency = {calibration.best.family})")
+    if args.json is not None:
+        write_json(calibration.to_dict(), args.json)
+    return EXIT_OK

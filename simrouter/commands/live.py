@@ -1,0 +1,98 @@
+"""``simrouter live SCENARIO --target URL``: run a scenario's workload against a live target."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options
+
+TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("live", help="run a scenario's workload in wall time against a live HTTP target")
+    add_scenario_options(parser)
+    parser.add_argument("--target", required=True, metavar="URL", help="the router's base URL, e.g. http://127.0.0.1:8000 (POST URL/submit)")
+    add_live_options(parser)
+    parser.add_argument("--json", metavar="PATH", type=Path, help="write the result as JSON ('-' for standard output)")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
+    parser.set_defaults(handler=handle)
+
+
+def add_live_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``simrouter compare``."""
+    live = parser.add_argument_group("live run")
+    live.add_argument("--connections", type=int, default=None, help="open model: connections (default 256); closed: one per user")
+    live.add_argument("--max-requests", type=int, default=0, help="stop after this many requests (default: the scenario's bounds)")
+    live.add_argument("--client-timeout", type=float, default=None, metavar="S", help="seconds to wait for an answer (default router.timeout + 5)")
+    live.add_argument("--late-threshold", type=float, default=10.0, metavar="MS", help="an arrival sent this much after its intended time is late (default 10)")
+    live.add_argument("--admin-token", default=None, help=f"token for the target's /admin/faults (default ${TOKEN_ENV})")
+    live.add_argument("--no-faults", action="store_true", help="do not send the scenario's [[faults]] to the target")
+    live.add_argument(
+        "--map", dest="rules", action="append", default=[], metavar="STATUS[:HEADER=VALUE]=KIND",
+        help="classify answers, e.g. --map 503=queue_full or --map '503:X-Reason=overload=queue_full' (before the defaults; repeatable)",
+    )
+    live.add_argument("--no-default-map", action="store_true", help="use only the --map rules")
+    live.add_argument(
+        "--client", choices=("auto", "fast", "aiohttp"), default="auto",
+        help="HTTP client for the requests: fast (lean keep-alive HTTP/1.1, http:// only), aiohttp; auto: fast for http://",
+    )
+
+
+def live_options(args: argparse.Namespace):
+    """``LiveOptions`` from parsed arguments (validated: ConfigError names the option)."""
+    from ..errors import ConfigError
+    from ..live.classify import Classifier
+    from ..live.loadgen import LiveOptions
+
+    for name in ("connections", "max_requests"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name == "connections" else 0):
+            raise ConfigError(f"--{name.replace('_', '-')}", f"expected a whole number >= {1 if name == 'connections' else 0}, got {value}")
+    if args.client_timeout is not None and not args.client_timeout > 0:
+        raise ConfigError("--client-timeout", f"expected seconds > 0, got {args.client_timeout}")
+    if not args.late_threshold >= 0:
+        raise ConfigError("--late-threshold", f"expected milliseconds >= 0, got {args.late_threshold}")
+    return LiveOptions(
+        connections=args.connections,
+        max_requests=args.max_requests,
+        client_timeout=args.client_timeout,
+        late_threshold=args.late_threshold / 1000.0,
+        admin_token=args.admin_token or os.environ.get(TOKEN_ENV),
+        inject_faults=not args.no_faults,
+        seed=args.seed,
+        classifier=Classifier(args.rules, defaults=not args.no_default_map),
+        client=args.client,
+    )
+
+
+def check_target(url: str) -> str:
+    """``url`` if it is an http(s)://HOST[:PORT] base URL, else ConfigError('--target')."""
+    from urllib.parse import urlsplit
+
+    from ..errors import ConfigError
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("--target", f"expected a base URL like http://127.0.0.1:8000, got {url!r}")
+    return url.rstrip("/")
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ..config import load_scenario
+    from ..live.loadgen import run_live
+    from ..live.report import print_live
+    from .run import write_json
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    result = run_live(scenario, check_target(args.target), live_options(args))
+    to_stdout = args.json is not None and str(args.json) == "-"
+    if args.json is not None:
+        write_json(result.to_dict(), args.json)
+    if not to_stdout:
+        print_live(result)
+    if result.cut_short:
+        return EXIT_INTERRUPTED
+    return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK

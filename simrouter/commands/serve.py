@@ -1,0 +1,60 @@
+"""``simrouter serve``: the reference AI router as an HTTP service on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from .common import EXIT_OK
+
+TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run the reference router service (limiter, breaker, stand-in backend) over HTTP")
+    parser.add_argument("--config", default=None, metavar="SCENARIO", help="a scenario TOML file or built-in name (default: the embedded defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set backend.capacity=8 (repeatable)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the backend's latency and failure draws (default 1)")
+    parser.add_argument("--admin-token", default=None, help=f"token for /admin (default: ${TOKEN_ENV}, else a random one, printed)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ..config import Scenario, load_scenario
+
+    scenario = load_scenario(args.config, args.overrides) if args.config else Scenario().replace(args.overrides)
+    token = args.admin_token or os.environ.get(TOKEN_ENV)
+    asyncio.run(_serve(scenario, args, token))
+    return EXIT_OK
+
+
+async def _serve(scenario, args, token) -> None:
+    from ..errors import ConfigError
+    from ..live.loadgen import uses_client_policies
+    from ..live.service import RouterService, start_service
+
+    service = RouterService(scenario, seed=args.seed, admin_token=token)
+    try:
+        runner, url = await start_service(service, args.host, args.port)
+    except OSError as exc:
+        raise ConfigError("--port", f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    shown = "(from --admin-token / $" + TOKEN_ENV + ")" if token else service.admin_token
+    print(f"simrouter serve: listening on {url} (scenario {scenario.name}; admin token {shown})", flush=True)
+    if uses_client_policies(scenario):
+        print("simrouter serve: note: router.retry / router.hedge are not applied by the service", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        print("simrouter serve: stopped", file=sys.stderr, flush=True)

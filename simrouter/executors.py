@@ -1,0 +1,125 @@
+"""Where independent runs execute: in this process, on local processes, or on Dask.
+
+``run_tasks(fn, tasks, executor)`` calls ``fn(*args)`` for every task and returns
+the results keyed like ``tasks``. Each task carries its own seed and replication,
+so its result does not depend on where or in which order it ran: callers sort
+by key, and the same seed gives the same table on 1 process, 8 processes or a
+Dask cluster. ``executor`` is any ``concurrent.futures.Executor`` (None: run in
+this process, one after another).
+
+A Ctrl-C (``KeyboardInterrupt``) cancels what has not started and raises
+``TasksInterrupted`` carrying every result already completed, so callers can
+write them out.
+
+``open_executor(kind, workers, address)`` is a context manager for the CLI's
+``--executor processes|dask|serial``: ``ProcessPoolExecutor(workers)``; for Dask a
+``distributed.Client`` on ``address`` or, without one, on a new
+``LocalCluster`` of ``workers`` single-threaded worker processes bound to
+127.0.0.1 with the web dashboard off. Dask is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Hashable, Iterator, Mapping
+
+from .errors import ConfigError
+
+EXECUTOR_KINDS = ("processes", "dask", "serial")
+
+__all__ = ["EXECUTOR_KINDS", "TasksInterrupted", "open_executor", "run_tasks"]
+
+
+class TasksInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived; ``completed`` maps each finished task's key to its result."""
+
+    def __init__(self, completed: dict):
+        super().__init__(f"interrupted after {len(completed)} completed tasks")
+        self.completed = completed
+
+
+def run_tasks(
+    fn: Callable,
+    tasks: Mapping[Hashable, tuple],
+    executor: cf.Executor | None = None,
+    on_done: Callable[[Hashable, object], None] | None = None,
+) -> dict:
+    """``{key: fn(*args)}`` for every task; ``on_done(key, result)`` as each finishes."""
+    completed: dict = {}
+    futures: dict[cf.Future, Hashable] = {}
+    try:
+        if executor is None:
+            for key, args in tasks.items():
+                completed[key] = fn(*args)
+                if on_done:
+                    on_done(key, completed[key])
+            return completed
+        futures = {executor.submit(fn, *args): key for key, args in tasks.items()}
+        for future in cf.as_completed(futures):
+            key = futures[future]
+            completed[key] = future.result()
+            if on_done:
+                on_done(key, completed[key])
+        return completed
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        raise TasksInterrupted(completed) from None
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+@contextlib.contextmanager
+def open_executor(kind: str = "processes", workers: int | None = None, address: str | None = None) -> Iterator[cf.Executor | None]:
+    """An executor of ``kind`` (see the module docstring), shut down on exit."""
+    if kind not in EXECUTOR_KINDS:
+        raise ConfigError("--executor", f"expected one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
+    if workers is not None and workers < 1:
+        raise ConfigError("--workers", f"expected a whole number >= 1, got {workers}")
+    if address and kind != "dask":
+        raise ConfigError("--dask-address", "only used with --executor dask")
+    if kind == "serial":
+        yield None
+    elif kind == "processes":
+        with cf.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts) as pool:
+            yield pool
+    else:
+        with _dask_client(workers, address) as client:
+            yield client.get_executor()
+
+
+def _ignore_interrupts() -> None:
+    """Worker processes leave Ctrl-C to the parent, which cancels what has not started
+    and keeps what has finished; a worker killed mid-task would break the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int | None, address: str | None):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - dask[distributed] is a dependency
+        raise ConfigError("--executor", "dask needs the 'distributed' package: pip install 'dask[distributed]'") from None
+    if address:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise ConfigError("--dask-address", f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        with client:
+            yield client
+        return
+    cluster = LocalCluster(
+        n_workers=workers or 1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    with cluster, Client(cluster) as client:
+        yield client

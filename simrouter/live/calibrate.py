@@ -1,0 +1,220 @@
+"""Fit the backend latency distribution to measured latencies, and write a scenario.
+
+``calibrate(sample_s)`` fits three families to a sample of latencies (seconds):
+
+* ``lognormal``: maximum likelihood (median = exp(mean ln x), sigma = sd ln x);
+* ``gamma``: maximum likelihood with location 0 (``scipy.stats.gamma.fit``),
+  written as mean and cv;
+* ``empirical``: the values themselves (resampled by the simulator).
+
+The *fit error* of a family is measured out of sample, so the empirical family
+cannot score by reproducing its own data: the sample is split at random in two
+halves (seeded), the family is fitted on one half and its Kolmogorov-Smirnov
+distance to the other half taken (two-sample for empirical), both ways round,
+and the two distances averaged. The report also gives each family's relative
+error at P50/P90/P95/P99 against the whole sample, and, for the parametric
+families, the KS test's p-value on the whole sample.
+
+Choice: a parametric family extrapolates the tail and the load the planner
+cannot produce, so the best is the parametric family with the smaller fit error
+among those the KS test does not reject (p >= ``ALPHA``); when the data reject
+both, the empirical distribution. (With fitted parameters the p-value is
+conservative, Lilliefors: a family is kept a little more easily.)
+
+The sample should be *service* times: a live run without queueing (the
+``baseline`` scenario, or a load well under capacity) measures them plus the
+router's small overhead; under load the latencies also contain queueing, which
+the simulator adds by itself.
+
+Samples come from a live JSON (``live.latency_sample_s``, successes only) or a
+text file with one value per line (``unit``: ``s`` or ``ms``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from ..config import Scenario, load_scenario, scenario_from_dict
+from ..distributions import Distribution, Empirical, Gamma, Lognormal
+from ..errors import ConfigError
+from .tomlfile import scenario_toml
+
+FAMILIES = ("lognormal", "gamma", "empirical")
+QUANTILES = (50, 90, 95, 99)
+MIN_SAMPLE = 20
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class FamilyFit:
+    """One family fitted to the sample."""
+
+    family: str
+    distribution: Distribution  # fitted on the whole sample
+    ks_holdout: float  # fit error: KS distance, fitted on one half, judged on the other
+    quantile_errors: dict  # relative error at P50/P90/P95/P99 vs the whole sample
+    ks_pvalue: float | None  # KS test of the whole-sample fit (None: empirical)
+
+    def to_dict(self) -> dict:
+        spec = self.distribution.spec()
+        if self.family == "empirical":
+            spec = {"dist": "empirical", "values": f"{len(self.distribution.values)} values"}
+        return {"family": self.family, "spec": spec, "ks_holdout": self.ks_holdout, "ks_pvalue": self.ks_pvalue, "quantile_errors": self.quantile_errors}
+
+
+def fit_family(family: str, values: np.ndarray) -> Distribution:
+    if family == "lognormal":
+        logs = np.log(values)
+        return Lognormal(float(np.exp(logs.mean())), float(logs.std()))
+    if family == "gamma":
+        shape, _, scale = scipy_stats.gamma.fit(values, floc=0)
+        return Gamma(float(shape * scale), float(1 / math.sqrt(shape)))
+    if family == "empirical":
+        return Empirical(np.sort(values), "inline")
+    raise ConfigError("--family", f"expected one of {', '.join(FAMILIES)}, got {family!r}")
+
+
+def _cdf(dist: Distribution):
+    if isinstance(dist, Lognormal):
+        return scipy_stats.lognorm(dist.sigma, scale=dist.median).cdf
+    shape = 1 / dist.cv**2
+    return scipy_stats.gamma(shape, scale=dist.mean / shape).cdf
+
+
+def _quantiles(dist: Distribution, probabilities) -> np.ndarray:
+    if isinstance(dist, Empirical):
+        return np.percentile(dist.values, probabilities)
+    if isinstance(dist, Lognormal):
+        return scipy_stats.lognorm(dist.sigma, scale=dist.median).ppf(np.asarray(probabilities) / 100)
+    shape = 1 / dist.cv**2
+    return scipy_stats.gamma(shape, scale=dist.mean / shape).ppf(np.asarray(probabilities) / 100)
+
+
+def holdout_error(family: str, train: np.ndarray, test: np.ndarray) -> float:
+    """KS distance of ``test`` to the family fitted on ``train``."""
+    fitted = fit_family(family, train)
+    if family == "empirical":
+        return float(scipy_stats.ks_2samp(test, train).statistic)
+    return float(scipy_stats.kstest(test, _cdf(fitted)).statistic)
+
+
+def cross_error(family: str, first: np.ndarray, second: np.ndarray) -> float:
+    """The hold-out error both ways round, averaged."""
+    return (holdout_error(family, first, second) + holdout_error(family, second, first)) / 2
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Every family's fit, the best one, and the sample's own percentiles."""
+
+    sample_size: int
+    sample_quantiles_ms: dict
+    fits: list[FamilyFit]
+    best: FamilyFit
+
+    def fit(self, family: str) -> FamilyFit:
+        return next(f for f in self.fits if f.family == family)
+
+    def to_dict(self) -> dict:
+        return {
+            "sample_size": self.sample_size,
+            "sample_quantiles_ms": self.sample_quantiles_ms,
+            "fit_error": "Kolmogorov-Smirnov distance to a held-out half of the sample (both halves, averaged)",
+            "choice": f"parametric family with the smaller fit error among those the KS test keeps (p >= {ALPHA}), else empirical",
+            "fits": [f.to_dict() for f in self.fits],
+            "best": self.best.family,
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {"family": f.family, "ks_holdout": f.ks_holdout, "ks_pvalue": f.ks_pvalue, **{f"err_p{q}": f.quantile_errors[f"p{q}"] for q in QUANTILES}}
+                for f in self.fits
+            ]
+        )
+
+
+def calibrate(sample_s, seed: int = 0, family: str = "auto") -> Calibration:
+    """Fit lognormal, gamma and empirical to ``sample_s`` (seconds) and choose (module docstring),
+    or take ``family`` when given."""
+    values = np.asarray(sample_s, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < MIN_SAMPLE or np.any(values <= 0):
+        raise ConfigError("sample", f"expected at least {MIN_SAMPLE} latencies > 0 (seconds), got {values.size} usable values")
+    if family != "auto" and family not in FAMILIES:
+        raise ConfigError("--family", f"expected auto or one of {', '.join(FAMILIES)}, got {family!r}")
+    order = np.random.default_rng(seed).permutation(values.size)
+    half = values.size // 2
+    train, test = values[order[:half]], values[order[half:]]
+    observed = np.percentile(values, QUANTILES)
+    fits = []
+    for name in FAMILIES:
+        fitted = fit_family(name, values)
+        predicted = _quantiles(fitted, QUANTILES)
+        errors = {f"p{q}": float((p - o) / o) for q, p, o in zip(QUANTILES, predicted, observed)}
+        pvalue = None if name == "empirical" else float(scipy_stats.kstest(values, _cdf(fitted)).pvalue)
+        fits.append(FamilyFit(name, fitted, cross_error(name, train, test), errors, pvalue))
+    if family == "auto":
+        adequate = [f for f in fits if f.ks_pvalue is not None and f.ks_pvalue >= ALPHA]
+        best = min(adequate, key=lambda f: f.ks_holdout) if adequate else fits[-1]
+    else:
+        best = next(f for f in fits if f.family == family)
+    return Calibration(int(values.size), {f"p{q}": float(v * 1000) for q, v in zip(QUANTILES, observed)}, fits, best)
+
+
+def read_sample(path: Path, unit: str = "s") -> tuple[np.ndarray, dict | None]:
+    """(latencies in seconds, the run's config if ``path`` is a live JSON)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError("--from", f"cannot read {path}: {exc.strerror}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+            sample = data["live"]["latency_sample_s"]
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError("--from", f"{path} is not a live run's JSON (simrouter live --json): no live.latency_sample_s") from None
+        return np.asarray(sample, dtype=float), data.get("config")
+    if unit not in ("s", "ms"):
+        raise ConfigError("--unit", f"expected s or ms, got {unit!r}")
+    try:
+        values = np.asarray([float(v) for v in text.split()], dtype=float)
+    except ValueError:
+        raise ConfigError("--from", f"{path}: expected one number per line") from None
+    return values / (1000.0 if unit == "ms" else 1.0), None
+
+
+def calibrated_scenario(base: Scenario, calibration: Calibration, out: Path) -> Scenario:
+    """Write ``base`` with the best latency fit to ``out`` (TOML; an empirical fit's values
+    go to ``<out stem>.latency.txt`` beside it) and return it, re-read from the file."""
+    data = base.to_dict()
+    best = calibration.best
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if best.family == "empirical":
+        samples = out.with_name(out.stem + ".latency.txt")
+        samples.write_text("\n".join(repr(float(v)) for v in best.distribution.values) + "\n")
+        latency = {"dist": "empirical", "file": samples.name}
+    else:
+        latency = best.distribution.spec()
+    data["backend"] = {**data.get("backend", {}), "latency": latency}
+    errors = ", ".join(f"{f.family} {f.ks_holdout:.4f}" for f in calibration.fits)
+    header = f"calibrated by simrouter calibrate from {calibration.sample_size} latencies\nbackend.latency: {best.family} (fit error, hold-out KS: {errors})"
+    out.write_text(scenario_toml(data, header))
+    return load_scenario(out)
+
+
+def base_scenario(scenario: str | None, config: dict | None) -> Scenario:
+    """The scenario to calibrate: ``--scenario`` if given, else the live run's config, else defaults."""
+    if scenario:
+        return load_scenario(scenario)
+    if config:
+        return scenario_from_dict(config)
+    return Scenario()

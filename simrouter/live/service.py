@@ -1,0 +1,395 @@
+"""The reference AI router as a real HTTP service (``simrouter serve``).
+
+``POST /submit`` (a JSON object, e.g. ``{"user": 3, "prompt": "..."}``) goes
+through the SAME policy objects as the simulation, built by
+``simrouter.policies.build_limiter`` / ``build_breaker`` and driven by
+``time.monotonic()`` (seconds since the service started), in the simulation's
+order: limiter -> validation -> breaker -> stand-in backend
+(``simrouter.live.backend``) under the router timeout. A limiter that delays
+(nginx's leaky bucket) holds the request for its delay; one that holds (a
+concurrency cap) is released when the router answers. ``router.retry`` and
+``router.hedge`` are client policies of the simulation and are not applied here.
+
+=====================  ======  =============================================
+answer                 status  notes
+=====================  ======  =============================================
+succeeded              200
+rate_limited           429     limiter keyed by ``user`` (body) or ``X-User-Id``
+validation_errors      422     malformed JSON, not an object, wrong content type,
+                               body over ``MAX_BODY`` bytes, or the injected
+                               ``backend.failures.validation`` fraction
+breaker_rejected       503     header ``X-Simrouter-Reason: breaker-open``
+queue_full             503     header ``X-Simrouter-Reason: queue-full``
+failures               500
+timeouts               504     the router timeout (or a hung backend call)
+=====================  ======  =============================================
+
+Every answer carries ``X-Simrouter-Outcome`` (the kind's name) and a small JSON
+body ``{"outcome": kind}``. Truly malformed requests are rejected before the
+limiter (there is no user to key on); the injected validation fraction comes
+after it, as in the simulation.
+
+``GET /metrics``: the simulation's summary (``RunResult.summary`` built from the
+service's own ``Recorder``), plus a ``service`` section (uptime, busy slots,
+queue, fault windows). ``GET /metrics/prometheus``: Prometheus text format,
+computed at scrape time (no per-request metric updates). ``GET /health``.
+
+``POST /admin/faults`` (token in ``Authorization: Bearer T`` or
+``X-Admin-Token``) adds fault windows, one object or ``{"faults": [...]}`` with the
+fields of ``[[faults]]`` and times relative to the moment of the call;
+``DELETE /admin/faults`` ends them now. ``POST /admin/reset`` starts fresh metrics
+and policies. The scenario's own ``[[faults]]`` are not applied by the service:
+faults come from the admin endpoint (``simrouter live`` sends them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import inspect
+import json
+import math
+import secrets
+import threading
+import time
+from contextlib import contextmanager
+
+from aiohttp import web
+
+from ..config import FaultWindow, Scenario, scenario_from_dict
+from ..errors import ConfigError
+from ..metrics import Recorder
+from ..outcomes import BREAKER_REJECTED, FAILURE, KIND_NAMES, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT, VALIDATION
+from ..policies import build_breaker, build_limiter
+from ..result import RunResult, strict_json
+from ..sim import streams
+from .backend import StandInBackend
+
+MAX_BODY = 64 * 1024
+REASON_HEADER = "X-Simrouter-Reason"
+OUTCOME_HEADER = "X-Simrouter-Outcome"
+STATUS = {
+    SUCCESS: 200,
+    RATE_LIMITED: 429,
+    VALIDATION: 422,
+    BREAKER_REJECTED: 503,
+    QUEUE_FULL: 503,
+    FAILURE: 500,
+    TIMEOUT: 504,
+}
+REASONS = {BREAKER_REJECTED: "breaker-open", QUEUE_FULL: "queue-full"}
+
+
+def _canned(kind: int) -> tuple[int, bytes, dict]:
+    headers = {OUTCOME_HEADER: KIND_NAMES[kind], "Content-Type": "application/json"}
+    if kind in REASONS:
+        headers[REASON_HEADER] = REASONS[kind]
+    return STATUS[kind], json.dumps({"outcome": KIND_NAMES[kind]}).encode(), headers
+
+
+class RouterService:
+    """The router's state (policies, backend, recorder) and its HTTP handlers."""
+
+    def __init__(self, scenario: Scenario, seed: int = 1, admin_token: str | None = None):
+        self.scenario = scenario
+        self.seed = seed
+        self.admin_token = admin_token or secrets.token_urlsafe(16)
+        self._started = time.monotonic()
+        self._canned = {kind: _canned(kind) for kind in STATUS}
+        self._backend: StandInBackend | None = None
+        self._reset_policies()
+
+    # -- clock and state
+
+    def now(self) -> float:
+        """Seconds since the service started (monotonic)."""
+        return time.monotonic() - self._started
+
+    def _reset_policies(self) -> None:
+        self.limiter = build_limiter(self.scenario.limiter)
+        self.breaker = build_breaker(self.scenario.breaker)
+        self._record_takes_duration = "duration" in inspect.signature(self.breaker.record).parameters
+        self._limiter_waits = getattr(self.limiter, "delays", False) or getattr(self.limiter, "holds", False)
+        self.recorder = Recorder()
+        self.fault_history: list[FaultWindow] = []
+        self._validation = streams.stream(self.seed, 0, streams.VALIDATION).random
+        self._validation_buffer: list[float] = []
+        self._epoch_offset = self.now()  # metrics after a reset start here
+        if self._backend is not None:
+            self._backend.set_faults([])
+            self._backend.busy_time = 0.0
+
+    def _backend_for(self, loop: asyncio.AbstractEventLoop) -> StandInBackend:
+        if self._backend is None:
+            self._backend = StandInBackend(self.scenario.backend, self.seed, self.now, loop)
+        return self._backend
+
+    def _injected_validation(self) -> bool:
+        p = self.scenario.backend.failures.validation
+        if not p:
+            return False
+        if not self._validation_buffer:
+            self._validation_buffer = self._validation(4096).tolist()
+        return self._validation_buffer.pop() < p
+
+    # -- the router
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post("/submit", self.handle_submit)
+        app.router.add_get("/metrics", self.handle_metrics)
+        app.router.add_get("/metrics/prometheus", self.handle_prometheus)
+        app.router.add_get("/health", self.handle_health)
+        app.router.add_post("/admin/faults", self.handle_add_faults)
+        app.router.add_delete("/admin/faults", self.handle_clear_faults)
+        app.router.add_post("/admin/reset", self.handle_reset)
+        return app
+
+    def _answer(self, kind: int, sent: float, done: float) -> web.Response:
+        self.recorder.add(sent, done, kind)
+        status, body, headers = self._canned[kind]
+        return web.Response(status=status, body=body, headers=headers)
+
+    async def handle_submit(self, request: web.Request) -> web.Response:
+        sent = self.now()
+        key = await self._read_key(request)
+        if key is None:
+            return self._answer(VALIDATION, sent, self.now())
+        limiter = self.limiter
+        if not self._limiter_waits:
+            if not limiter.try_acquire(key, sent):
+                return self._answer(RATE_LIMITED, sent, sent)
+            return await self._admitted(sent, sent)
+        # Limiters that delay (nginx's leaky bucket) or hold (a concurrency cap).
+        delay = limiter.acquire(key, sent)
+        if delay is None:
+            return self._answer(RATE_LIMITED, sent, sent)
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return await self._admitted(sent, self.now())
+        finally:
+            limiter.release(key, self.now())
+
+    async def _admitted(self, sent: float, now: float) -> web.Response:
+        """Validation, breaker and backend for a request the limiter let through at ``now``."""
+        if self._injected_validation():
+            return self._answer(VALIDATION, sent, now)
+        breaker = self.breaker
+        if not breaker.allow(now):
+            return self._answer(BREAKER_REJECTED, sent, now)
+        epoch = breaker.epoch
+        backend = self._backend_for(asyncio.get_running_loop())
+        future = backend.submit()
+        if future is None:
+            self._record(FAILURE, sent, now, epoch)
+            return self._answer(QUEUE_FULL, sent, now)
+        timeout = self.scenario.router.timeout
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if math.isfinite(timeout) else None
+        outcome = await future
+        if timer is not None:
+            timer.cancel()
+        done = self.now()
+        self._record(outcome, sent, done, epoch)
+        return self._answer(outcome, sent, done)
+
+    def _record(self, outcome: int, sent: float, done: float, epoch: int) -> None:
+        if self._record_takes_duration:
+            self.breaker.record(outcome, done, epoch, duration=done - sent)
+        else:
+            self.breaker.record(outcome, done, epoch)
+
+    async def _read_key(self, request: web.Request):
+        """The limiter key, or None when the request is malformed."""
+        if request.content_type != "application/json":
+            return None
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return None
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        key = payload.get("user", request.headers.get("X-User-Id", "anonymous"))
+        return key if isinstance(key, (str, int)) and not isinstance(key, bool) else None
+
+    # -- metrics
+
+    def result(self) -> RunResult:
+        """The service's measurements so far as a RunResult (times: service clock)."""
+        sent, done, kind = self.recorder.columns()
+        now = self.now()
+        if hasattr(self.breaker, "advance"):
+            self.breaker.advance(now)  # apply a timer-driven transition that is due
+        scenario = dataclasses.replace(
+            self.scenario, warmup=self._epoch_offset, duration=max(now, self._epoch_offset + 1e-9), faults=list(self.fault_history)
+        )
+        backend = self._backend
+        return RunResult(
+            scenario=scenario,
+            seed=self.seed,
+            sent=sent,
+            done=done,
+            kind=kind,
+            transitions=list(self.breaker.transitions),
+            final_state=self.breaker.state,
+            sim_time_s=now - self._epoch_offset,
+            backend_busy_s=backend.busy_time if backend else 0.0,
+        )
+
+    def metrics(self) -> dict:
+        data = self.result().to_dict()
+        backend = self._backend
+        data["service"] = {
+            "uptime_s": self.now(),
+            "reset_at_s": self._epoch_offset,
+            "busy": backend.busy if backend else 0,
+            "queued": backend.queued if backend else 0,
+            "faults": [dataclasses.asdict(f) for f in self.fault_history],
+        }
+        return strict_json(data)
+
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        return web.json_response(self.metrics())
+
+    async def handle_prometheus(self, request: web.Request) -> web.Response:
+        from .prometheus import render
+
+        body, content_type = render(self)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "uptime_s": self.now()})
+
+    # -- admin
+
+    def _authorised(self, request: web.Request) -> bool:
+        given = request.headers.get("X-Admin-Token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return hmac.compare_digest(given.encode(), self.admin_token.encode())
+
+    async def handle_add_faults(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": "missing or wrong admin token"}, status=401)
+        try:
+            payload = await request.json()
+            windows = payload["faults"] if isinstance(payload, dict) and "faults" in payload else [payload]
+            added = self.add_faults(windows)
+        except (ValueError, TypeError, KeyError, web.HTTPRequestEntityTooLarge) as exc:
+            message = str(exc) if isinstance(exc, ConfigError) else "expected a JSON object with start, end, error_rate, latency_factor (or {\"faults\": [...]})"
+            return web.json_response({"error": message}, status=422)
+        return web.json_response({"added": [dataclasses.asdict(f) for f in added], "now_s": self.now()})
+
+    def add_faults(self, windows: list[dict]) -> list[FaultWindow]:
+        """Add fault windows given relative to now; ConfigError if invalid or overlapping."""
+        relative = scenario_from_dict({"faults": windows}).faults
+        now = self.now()
+        added = [dataclasses.replace(f, start=now + f.start, end=now + f.end) for f in relative]
+        history = self.fault_history + added
+        # Re-validates the whole timeline (overlaps included) the way a scenario is.
+        dataclasses.replace(self.scenario, faults=history, warmup=0.0, duration=max(f.end for f in history))
+        self.fault_history = history
+        self._backend_for(asyncio.get_running_loop()).set_faults(history)
+        return added
+
+    def clear_faults(self) -> None:
+        """End every current window now and drop the future ones."""
+        now = self.now()
+        kept = []
+        for f in self.fault_history:
+            if f.end <= now:
+                kept.append(f)
+            elif f.start < now:
+                kept.append(dataclasses.replace(f, end=now))
+        self.fault_history = kept
+        if self._backend is not None:
+            self._backend.set_faults(kept)
+
+    async def handle_clear_faults(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": "missing or wrong admin token"}, status=401)
+        self.clear_faults()
+        return web.json_response({"cleared": True, "now_s": self.now()})
+
+    async def handle_reset(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": "missing or wrong admin token"}, status=401)
+        self._reset_policies()
+        return web.json_response({"reset": True, "now_s": self.now()})
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(TIMEOUT)
+
+
+async def start_service(service: RouterService, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 5.0) -> tuple[web.AppRunner, str]:
+    """Start ``service`` on ``host:port`` (0: a free port); returns (runner, base URL).
+    On ``runner.cleanup()`` requests still in service get ``shutdown_timeout`` s to finish."""
+    runner = web.AppRunner(service.app(), access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return runner, f"http://{bound_host}:{bound_port}"
+
+
+class ServiceThread:
+    """The service on its own event loop in a background thread (tests, notebooks).
+
+    ``with ServiceThread(scenario) as svc: svc.url ...``; the loop and server stop on exit.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int = 1, admin_token: str | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.service = RouterService(scenario, seed, admin_token)
+        self._address = (host, port)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="simrouter-serve", daemon=True)
+        self.url = ""
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            runner, self.url = await start_service(self.service, *self._address, shutdown_timeout=0.1)
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    def __enter__(self) -> "ServiceThread":
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    @property
+    def admin_token(self) -> str:
+        return self.service.admin_token
+
+
+@contextmanager
+def serving(scenario: Scenario, seed: int = 1, admin_token: str | None = None):
+    """``with serving(scenario) as svc:`` a ServiceThread on a free loopback port."""
+    with ServiceThread(scenario, seed, admin_token) as svc:
+        yield svc

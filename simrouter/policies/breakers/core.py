@@ -1,0 +1,95 @@
+"""What every circuit breaker shares: states, the transition log, epochs.
+
+A breaker is a clock-free state machine driven by two calls::
+
+    breaker.allow(now) -> bool            may a call start at ``now``?
+    breaker.record(outcome, now, epoch, duration=0.0)
+                                          a call admitted in ``epoch`` ended at ``now``
+                                          with an outcome code (simrouter.outcomes),
+                                          after ``duration`` seconds
+
+``breaker.epoch`` (read right after a successful ``allow``) numbers the state
+the call was admitted in: it grows by one at every transition, so epoch ``e``
+is the state ``transitions[e - 1].to_state`` (``CLOSED`` for 0). Whether an
+outcome from an older epoch still counts is each preset's choice, following
+its library.
+
+Some libraries change state on a timer (resilience4j's automatic
+open -> half-open and max wait in half-open, Hystrix's health snapshots). A
+clock-free breaker applies such a transition when it next sees the time
+(``allow``, ``record`` or ``advance(now)``), but logs it at the time it was
+due, so ``transitions`` always carries the true time. Read ``state`` after
+``advance(now)`` to know the state at an arbitrary ``now``. Times passed in must
+never go backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from ...outcomes import SUCCESS, TIMEOUT
+
+
+class BreakerState(str, Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class Transition:
+    t: float
+    from_state: BreakerState
+    to_state: BreakerState
+
+    def to_dict(self) -> dict:
+        return {"t": self.t, "from": self.from_state.value, "to": self.to_state.value}
+
+
+class BreakerBase:
+    """State, epoch and transition log; subclasses implement allow/record."""
+
+    __slots__ = ("config", "state", "epoch", "transitions")
+
+    def __init__(self, config=None):
+        self.config = config
+        self.state = BreakerState.CLOSED
+        self.epoch = 0
+        self.transitions: list[Transition] = []
+
+    def _move(self, to: BreakerState, t: float) -> None:
+        self.transitions.append(Transition(t, self.state, to))
+        self.state = to
+        self.epoch += 1
+
+    def state_of_epoch(self, epoch: int) -> BreakerState:
+        """The state a call admitted in ``epoch`` was admitted in."""
+        return self.transitions[epoch - 1].to_state if epoch else BreakerState.CLOSED
+
+    def advance(self, now: float) -> None:
+        """Apply the timer-driven transitions due by ``now`` (none by default)."""
+
+    def counted_failure(self, outcome: int) -> bool | None:
+        """True: a failure; False: a success; None: ignored (a timeout when
+        ``count_timeouts`` is false)."""
+        if outcome == TIMEOUT and not self.config.count_timeouts:
+            return None
+        return outcome != SUCCESS
+
+    @property
+    def trips(self) -> int:
+        """How many times the breaker went to OPEN."""
+        return sum(1 for tr in self.transitions if tr.to_state is BreakerState.OPEN)
+
+
+class NoBreaker(BreakerBase):
+    """A breaker that is always closed (``preset = "none"``)."""
+
+    __slots__ = ()
+
+    def allow(self, now: float) -> bool:
+        return True
+
+    def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
+        pass

@@ -1,0 +1,118 @@
+"""The ``hystrix`` preset: Netflix Hystrix 1.5's HystrixCircuitBreaker, clock-free.
+
+Health counts (HealthCountsStream): completed calls go into buckets of
+``health_snapshot_interval`` (500 ms) and every interval a snapshot sums the last
+``rolling_window / health_snapshot_interval`` COMPLETED buckets (20 over 10 s);
+the bucket being filled is not in it. Errors = failures + timeouts + rejections
+(queue full); short-circuited calls are not counted. The error percentage is
+truncated to a whole number, as Hystrix does::
+
+    CLOSED     every call passes. At each snapshot, total >= request_volume_threshold
+               and error% >= error_threshold_percentage opens it, at the snapshot's
+               time: tripping lags the failures by up to one interval.
+    OPEN       rejects until MORE than sleep_window after opening; then the first
+               call moves it to HALF_OPEN and is the single probe.
+    HALF_OPEN  rejects every other call. A success closes it and restarts the
+               health counts from zero (a new stream, new snapshot times); a
+               failure re-opens it with a fresh sleep window.
+
+The snapshot clock starts at the first call the breaker sees. Epochs are not
+honoured, as in Hystrix: markSuccess / markNonSuccess act on the current state,
+so in HALF_OPEN any call's outcome decides (a late success from before the trip
+closes it). Hystrix always counts timeouts (its command timeout is 1 s by
+default; here the router's ``router.timeout`` applies); ``count_timeouts =
+false`` is a simrouter extension that ignores them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from .core import BreakerBase, BreakerState
+
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+
+class HystrixBreaker(BreakerBase):
+    """Hystrix's circuit breaker with its 500 ms health snapshots."""
+
+    __slots__ = ("_interval", "_buckets_in_window", "_origin", "_next_snapshot", "_buckets", "_opened_at")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._interval = config.health_snapshot_interval
+        # Hystrix divides whole milliseconds: numBuckets = window / interval.
+        self._buckets_in_window = round(config.rolling_window * 1000) // round(config.health_snapshot_interval * 1000)
+        self._origin: float | None = None
+        self._next_snapshot = 1
+        self._buckets: deque[list] = deque()  # [bucket index, total, errors], oldest first
+        self._opened_at = 0.0
+
+    def allow(self, now: float) -> bool:
+        self.advance(now)
+        if self.state is CLOSED:
+            return True
+        if self.state is OPEN and now > self._opened_at + self.config.sleep_window:
+            self._move(HALF_OPEN, now)
+            return True
+        return False
+
+    def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
+        self.advance(now)
+        failed = self.counted_failure(outcome)
+        if failed is None:
+            return
+        if self.state is HALF_OPEN:
+            if failed:
+                self._open(now)
+            else:
+                self._move(CLOSED, now)
+                self._restart_stream(now)
+        self._count(failed, now)
+
+    def advance(self, now: float) -> None:
+        """Take the health snapshots due by ``now`` (they can only trip a CLOSED breaker)."""
+        if self._origin is None:
+            self._restart_stream(now)
+        last = math.floor((now - self._origin) / self._interval)
+        if self.state is not CLOSED:
+            self._next_snapshot = max(self._next_snapshot, last + 1)
+            return
+        config = self.config
+        buckets = self._buckets
+        while self._next_snapshot <= last:
+            k = self._next_snapshot
+            self._next_snapshot += 1
+            while buckets and buckets[0][0] < k - self._buckets_in_window:
+                buckets.popleft()
+            if not buckets and config.request_volume_threshold > 0:
+                self._next_snapshot = last + 1  # an empty window cannot trip
+                return
+            total = errors = 0
+            for index, bucket_total, bucket_errors in buckets:
+                if index < k:
+                    total += bucket_total
+                    errors += bucket_errors
+            error_percentage = int(errors / total * 100) if total else 0
+            if total >= config.request_volume_threshold and error_percentage >= config.error_threshold_percentage:
+                self._open(self._origin + k * self._interval)
+                self._next_snapshot = last + 1
+                return
+
+    def _count(self, failed: bool, now: float) -> None:
+        index = math.floor((now - self._origin) / self._interval)
+        buckets = self._buckets
+        if not buckets or buckets[-1][0] != index:
+            buckets.append([index, 0, 0])
+        buckets[-1][1] += 1
+        buckets[-1][2] += failed
+
+    def _restart_stream(self, now: float) -> None:
+        self._origin = now
+        self._next_snapshot = 1
+        self._buckets.clear()
+
+    def _open(self, t: float) -> None:
+        self._opened_at = t
+        self._move(OPEN, t)

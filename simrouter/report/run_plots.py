@@ -1,0 +1,33 @@
+"""The figures of one simulated run, and writing them as PNG files (``--plot DIR``).
+
+``run_figures(result)`` maps a short name to each figure: ``latency`` (histogram
+and CDF) and ``timeline`` (percentiles, throughput and breaker state over time).
+``write_run_plots(result, directory)`` saves them as ``<scenario>-<name>.png``
+and returns the paths.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from .latency_plot import latency_figure
+from .style import save_png
+from .timeline_plot import timeline_figure
+
+
+def run_figures(result) -> dict[str, Figure]:
+    return {"latency": latency_figure(result), "timeline": timeline_figure(result)}
+
+
+def file_stem(name: str) -> str:
+    """``name`` reduced to characters safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"
+
+
+def write_run_plots(result, directory: Path) -> list[Path]:
+    """Save ``run_figures(result)`` as PNGs in ``directory`` (created if needed)."""
+    stem = file_stem(result.scenario.name)
+    return [save_png(figure, Path(directory) / f"{stem}-{name}.png") for name, figure in run_figures(result).items()]

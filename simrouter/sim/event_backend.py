@@ -1,0 +1,103 @@
+"""The simulated backend as events, so that requests can be cancelled.
+
+Same semantics as ``backend.Backend`` (``capacity`` slots, a FIFO queue of at
+most ``queue_limit`` waiting requests, fault windows judged at service start,
+hung calls, timeouts that do not free capacity), but a request is a ``Job``
+that waits in a real queue and completes at a SimPy event, so that
+``cancel(job, now)`` can take it out of the queue or cut its service short
+and give the slot to the next in line. Used only when a policy cancels work
+(hedging with ``cancel_loser``): it costs an event per request, the fast
+backend none.
+
+Service times and outcomes are drawn when service starts, from the same
+``ServiceModel`` as the fast backend; since both serve in FIFO order, without
+cancellations the two produce identical runs from the same streams.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import simpy
+
+from .backend import ServiceModel
+
+WAITING, RUNNING, DONE, CANCELLED = range(4)
+
+
+class Job:
+    """One request inside the backend; ``on_done(job)`` is called at its end
+    (not if cancelled), with ``end`` and ``outcome`` set."""
+
+    __slots__ = ("on_done", "state", "start", "end", "outcome")
+
+    def __init__(self, on_done: Callable[["Job"], None]):
+        self.on_done = on_done
+        self.state = WAITING
+        self.start = self.end = 0.0
+        self.outcome = 0
+
+
+class EventBackend:
+    """FIFO multi-slot backend driven by completion events; supports ``cancel``."""
+
+    __slots__ = ("_env", "_capacity", "_queue_limit", "_service", "_busy", "_queue", "_waiting", "busy_time")
+
+    cancellable = True
+
+    def __init__(self, env: simpy.Environment, config, service: ServiceModel):
+        self._env = env
+        self._capacity = config.capacity
+        self._queue_limit = config.queue_limit
+        self._service = service
+        self._busy = 0  # slots in use
+        self._queue: deque[Job] = deque()  # may hold cancelled jobs, skipped when reached
+        self._waiting = 0  # jobs in the queue that are still waiting
+        self.busy_time = 0.0
+
+    def submit(self, now: float, on_done: Callable[[Job], None]) -> Job | None:
+        """Admit a request at ``now``; None if the queue is full."""
+        job = Job(on_done)
+        if self._busy < self._capacity:
+            self._start(job, now)
+        elif self._waiting >= self._queue_limit:
+            return None
+        else:
+            self._queue.append(job)
+            self._waiting += 1
+        return job
+
+    def cancel(self, job: Job, now: float) -> None:
+        """Withdraw ``job``: out of the queue, or its service stops now."""
+        if job.state == WAITING:
+            job.state = CANCELLED
+            self._waiting -= 1
+        elif job.state == RUNNING:
+            job.state = CANCELLED
+            self.busy_time -= job.end - now
+            self._free_slot(now)
+
+    def _start(self, job: Job, now: float) -> None:
+        service, outcome = self._service.serve(now)
+        job.state, job.start, job.end, job.outcome = RUNNING, now, now + service, outcome
+        self._busy += 1
+        self.busy_time += service
+        self._env.timeout(service).callbacks.append(lambda _event: self._complete(job))
+
+    def _complete(self, job: Job) -> None:
+        if job.state != RUNNING:  # cancelled while running: its slot is already free
+            return
+        job.state = DONE
+        self._free_slot(job.end)
+        job.on_done(job)
+
+    def _free_slot(self, now: float) -> None:
+        self._busy -= 1
+        queue = self._queue
+        while queue:
+            job = queue.popleft()
+            if job.state == WAITING:
+                self._waiting -= 1
+                self._start(job, now)
+                return
