@@ -140,7 +140,7 @@ def breaker_recommendation(summary: dict, scenario) -> str:
     if breaker["trips"] and breaker["recovery_s"] is None and scenario.faults:
         return "Breaker tripped and did not stay closed after the fault: check the half-open probe settings."
     if breaker["recovery_s"] is not None and breaker["recovery_s"] >= targets.max_recovery_s:
-        return f"Recovery {breaker['recovery_s']:.1f} s exceeds {targets.max_recovery_s:g} s: shorten breaker.open_duration or allow more probes."
+        return f"Recovery {breaker['recovery_s']:.1f} s exceeds {targets.max_recovery_s:g} s: shorten the breaker's open wait or allow more half-open probes."
     if breaker["failure_rate"] >= 0.05:
         return f"Backend failure rate {breaker['failure_rate']:.1%}: investigate the backend before adding traffic."
     p95 = summary["latency_ms"]["p95"]

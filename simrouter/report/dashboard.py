@@ -107,8 +107,13 @@ def _fmt(value, unit: str) -> str:
     if unit == "fraction":
         return f"{value:.1%}"
     if unit in ("count", "slots", ""):
-        return f"{value:,}" if isinstance(value, int) else str(value)
+        return _count(value) if isinstance(value, (int, float)) else str(value)
     return f"{value:,.1f} {unit}"
+
+
+def _count(value: float) -> str:
+    """A count; a mean of counts across replications keeps one decimal."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
 def _threshold_text(target: dict, unit: bool = True) -> str:
@@ -166,10 +171,10 @@ def _errors(summary: dict, targets: dict) -> Table:
     table = _table(("kind", "left"), ("count", "right"), ("share", "right"))
     for kind, share in summary["error_rates"].items():
         style = "" if requests.get(kind) else "dim"
-        table.add_row(kind.replace("_", " ").capitalize(), f"{requests.get(kind, 0):,}", f"{share:.1%}", style=style)
+        table.add_row(kind.replace("_", " ").capitalize(), _count(requests.get(kind, 0)), f"{share:.1%}", style=style)
     target = targets.get("error_rate")
     style = f"bold {_colour_of(target)}" if target else "bold"
-    table.add_row("All errors", f"{requests['sent'] - requests['succeeded']:,}", f"{summary['error_rate']:.1%}", style=style)
+    table.add_row("All errors", _count(requests["sent"] - requests["succeeded"]), f"{summary['error_rate']:.1%}", style=style)
     return table
 
 
