@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/simrouter demo
 
+# The 30 s service load test runs first, alone on the machine; then the whole suite.
 test: install
+	SIMROUTER_SLOW_TESTS=1 $(PY) -m pytest -q -m slow
 	$(PY) -m pytest -q
+
+# Simulation speed and memory against a bare SimPy M/M/c queue (a few minutes; BENCH_ARGS=--quick for seconds).
+bench: install
+	$(PY) benchmarks/bench_sim.py $(BENCH_ARGS)
 
 # The live generator's ceiling against Locust (needs nginx for the trivial target; falls back to a Python server).
 bench-live: install

@@ -23,7 +23,8 @@ Public API
                                   ``replicate`` adds ``precision=`` (``replications``)
 ``compare_configs(a, b)``         paired differences under CRN -> ``Comparison``
 ``sweep(file, executor=...)``     a sweep file's tidy table (pandas); ``aggregate``
-                                  gives its 95 % intervals (``sweeps``, ``sweepfile``)
+                                  gives its 95 % intervals (``sweeps``, ``sweepfile``);
+                                  ``completed_runs(table, spec)`` -> ``sweep(done=)`` resumes
 ``t_interval``, ``mser``          output analysis (``stats``, ``warmup``)
 ``latency_figure(results)``       matplotlib Figures; also ``timeline_figure``,
                                   ``sweep_figure``, ``sweep_heatmap``, ``compare_figure``
@@ -86,7 +87,7 @@ from .comparison import Comparison, compare_configs
 from .replications import ReplicatedResult, replicate
 from .stats import paired_t_interval, t_interval
 from .sweepfile import SweepSpec, load_sweep
-from .sweeps import aggregate, sweep
+from .sweeps import aggregate, completed_runs, sweep
 from .warmup import mser
 
 __version__ = "0.1.0"
@@ -150,6 +151,7 @@ __all__ = [
     "TokenBucket",
     "WorkloadConfig",
     "aggregate",
+    "completed_runs",
     "build_breaker",
     "build_limiter",
     "builtin_names",

@@ -45,7 +45,8 @@ class OneOf:
 
 
 def _opt(default: Any, **meta: Any) -> Any:
-    """A dataclass field with validation metadata: ``ge``, ``gt``, ``le``.
+    """A dataclass field with validation metadata: ``ge``, ``gt``, ``le``, and
+    ``required`` (a TOML table must give it; Python callers get the default).
 
     ``_opt(list)`` is an empty list; a config object default is shared (frozen)."""
     if default is list:
@@ -55,12 +56,17 @@ def _opt(default: Any, **meta: Any) -> Any:
     return field(default=default, metadata=meta)
 
 
+# Bounds that keep one run within a machine's memory (a rate in ms instead of s, say).
+MAX_USERS = 1_000_000  # one SimPy process each
+MAX_REQUESTS = 100_000_000  # expected requests of one run without workload.max_requests
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage of an open workload: ``rate`` arrivals/s for ``duration`` s."""
 
-    duration: float = _opt(1.0, gt=0)
-    rate: float = _opt(1.0, ge=0)
+    duration: float = _opt(1.0, gt=0, required=True)
+    rate: float = _opt(1.0, ge=0, required=True)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class WorkloadConfig:
     """
 
     model: Literal["closed", "open", "sequential"] = "closed"
-    users: int = _opt(10, ge=1)
+    users: int = _opt(10, ge=1, le=MAX_USERS)
     requests_per_user: int = _opt(100, ge=0)
     think_time: Distribution = _opt(Constant(0.0))
     rate: float = _opt(0.0, ge=0)
@@ -130,7 +136,7 @@ class LimiterConfig:
     def accepted_keys(cls, data: dict) -> list[str] | None:
         """The keys a [limiter] table may hold, given its algorithm (None: any field)."""
         algorithm = data.get("algorithm", cls.algorithm)
-        if algorithm not in LIMITER_DEFAULTS or algorithm == "none":
+        if not isinstance(algorithm, str) or algorithm not in LIMITER_DEFAULTS or algorithm == "none":
             return None
         return ["algorithm", "scope", *LIMITER_DEFAULTS[algorithm]]
 
@@ -374,8 +380,8 @@ class FaultWindow:
     """Between ``start`` and ``end`` calls that start service fail with probability
     ``error_rate`` and take ``latency_factor`` times as long."""
 
-    start: float = _opt(0.0, ge=0)
-    end: float = _opt(1.0, gt=0)
+    start: float = _opt(0.0, ge=0, required=True)
+    end: float = _opt(1.0, gt=0, required=True)
     error_rate: float = _opt(0.0, ge=0, le=1)
     latency_factor: float = _opt(1.0, gt=0)
 
@@ -455,9 +461,11 @@ def _read_source(source: str | Path) -> tuple[dict, Path | None]:
     path = Path(text_source)
     if path.suffix == ".toml" or path.exists():
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError("", f"cannot read scenario file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError("", f"{path} is not UTF-8 text (TOML files are UTF-8)") from None
         return _parse_toml(text, str(path)), path.parent
     names = builtin_names()
     if text_source not in names:
@@ -484,6 +492,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if any(not part for part in path):
         raise ConfigError("--set", f"expected a dotted key like backend.capacity, got {key!r}")
     raw = raw.strip()
+    if "\n" in raw or "\r" in raw:
+        raise ConfigError(key, f"--set takes a one-line value, got {raw!r}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -503,13 +513,10 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
         node: Any = data
         for depth, part in enumerate(path[:-1]):
             where = ".".join(path[: depth + 1])
-            if isinstance(node, list):
-                node = _list_item(node, part, where)
-            else:
-                child = node.setdefault(part, {})
-                if not isinstance(child, (dict, list)):
-                    raise ConfigError(where, f"is a value, not a section; cannot set {'.'.join(path)}")
-                node = child
+            child = _list_item(node, part, where) if isinstance(node, list) else node.setdefault(part, {})
+            if not isinstance(child, (dict, list)):
+                raise ConfigError(where, f"is a value, not a section; cannot set {'.'.join(path)}")
+            node = child
         last = path[-1]
         if isinstance(node, list):
             index = _index(last, len(node), ".".join(path))
@@ -570,6 +577,9 @@ def _build(cls: type, data: Any, path: str, base_dir: Path | None, label: str | 
                 where += f" with {cls.CHOICE} = {data.get(cls.CHOICE)!r}"
             raise ConfigError(dotted, unknown_key_message(key, accepted, where))
         kwargs[key] = _convert(hints[key], value, dotted, fields[key].metadata, base_dir)
+    for name, spec in fields.items():
+        if spec.metadata.get("required") and name not in data:
+            raise ConfigError(f"{path}.{name}" if path else name, f"is required in {label or f'[{path}]'}; give {', '.join(n for n, f in fields.items() if f.metadata.get('required'))}")
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -582,7 +592,7 @@ def _build_one_of(one_of: OneOf, data: Any, path: str, base_dir: Path | None) ->
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a table (section), got {data!r}")
     choice = data.get(one_of.tag, one_of.default)
-    if choice not in one_of.choices:
+    if not isinstance(choice, str) or choice not in one_of.choices:
         raise ConfigError(f"{path}.{one_of.tag}", f"expected one of {', '.join(map(repr, one_of.choices))}, got {choice!r}")
     return _build(one_of.choices[choice], data, path, base_dir, label=f"[{path}] with {one_of.tag} = {choice!r}")
 
@@ -630,7 +640,10 @@ def _convert(hint: Any, value: Any, field: str, meta: Any, base_dir: Path | None
             value = math.inf  # how JSON results write infinity
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(field, f"expected a number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(field, f"expected a number, got an integer too large for a float ({str(value)[:20]}...)") from None
         if math.isnan(value):
             raise ConfigError(field, "expected a number, got nan")
         return _check_range(value, field, meta)
@@ -667,16 +680,27 @@ def _check_consistency(s: Scenario) -> None:
             raise ConfigError("workload.stages", "give either workload.rate or workload.stages, not both")
         if not w.stages and not w.rate > 0:
             raise ConfigError("workload.rate", "the open model needs a rate > 0 (arrivals per second) or stages")
+        _check_open_volume(s)
     else:
         if w.stages or w.rate:
             name = "workload.stages" if w.stages else "workload.rate"
             raise ConfigError(name, f"only the open model uses arrival rates; workload.model is {w.model!r}")
+        if w.max_requests:
+            raise ConfigError("workload.max_requests", f"only the open model uses it; a {w.model} user sends workload.requests_per_user requests")
         if w.requests_per_user == 0 and isinstance(w.think_time, Constant) and w.think_time.value == 0:
             raise ConfigError(
                 "workload.think_time",
                 "with requests_per_user = 0 (run until duration) a closed user needs a think time > 0, "
                 "or it could send endless instant rejections",
             )
+        if w.users * w.requests_per_user > MAX_REQUESTS:
+            raise ConfigError(
+                "workload.requests_per_user",
+                f"users x requests_per_user = {w.users * w.requests_per_user:,} requests, over the limit of {MAX_REQUESTS:,} per run",
+            )
+    t = s.targets
+    if math.isfinite(t.p95_ms) and t.p99_ms < t.p95_ms:
+        raise ConfigError("targets.p99_ms", f"must be >= targets.p95_ms ({t.p95_ms}) or inf (unchecked), got {t.p99_ms}")
     f = s.backend.failures
     if f.processing + f.timeout + f.validation > 1:
         raise ConfigError("backend.failures", "processing + timeout + validation must add up to at most 1")
@@ -690,6 +714,25 @@ def _check_consistency(s: Scenario) -> None:
         if window.start < previous_end:
             raise ConfigError(f"faults.{fault}.start", f"overlaps fault window {previous_index}; fault windows must not overlap")
         previous_end, previous_index = window.end, fault
+
+
+def _check_open_volume(s: Scenario) -> None:
+    """Some stage sends, and the expected arrivals fit in one run (or are capped)."""
+    from .workload import open_schedule
+
+    schedule, start, expected = open_schedule(s), 0.0, 0.0
+    for end, rate in schedule:
+        expected += rate * max(0.0, end - start)
+        start = end
+    w = s.workload
+    if w.stages and expected == 0:
+        raise ConfigError("workload.stages", f"no stage within duration ({s.duration} s) has a rate > 0: the run would send nothing")
+    if not w.max_requests and expected > MAX_REQUESTS:
+        raise ConfigError(
+            "workload.stages" if w.stages else "workload.rate",
+            f"expects {expected:,.0f} arrivals (rate x duration), over the limit of {MAX_REQUESTS:,} per run; "
+            "lower the rate or duration (rates are per second), or cap the run with workload.max_requests",
+        )
 
 
 # ---------------------------------------------------------------- back to plain data

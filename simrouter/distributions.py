@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Callable
 
@@ -266,7 +267,10 @@ def _number(params: dict, key: str, field: str) -> float:
     value = params[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{field}.{key}", f"expected a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the float range
+        value = math.inf
     if not math.isfinite(value):
         raise ConfigError(f"{field}.{key}", f"expected a finite number, got {value}")
     return value
@@ -325,17 +329,21 @@ def _empirical(params, field, base_dir):
         if not isinstance(raw, list):
             raise ConfigError(f"{field}.values", f"expected a list of numbers, got {raw!r}")
     else:
+        if not isinstance(params["file"], str):
+            raise ConfigError(f"{field}.file", f"expected a path (a string), got {params['file']!r}")
         path = Path(params["file"])
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
         try:
-            raw = path.read_text().split()
+            raw = path.read_text(encoding="utf-8").split()
         except OSError as exc:
             raise ConfigError(f"{field}.file", f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{field}.file", f"{path} is not text: expected one number per line") from None
         source = str(path)
     try:
         values = np.asarray([float(v) for v in raw], dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(field, "samples must all be numbers (seconds)") from None
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ConfigError(field, "samples must be a non-empty list of finite numbers >= 0 (seconds)")
@@ -375,24 +383,21 @@ class VariateStream:
 
     ``draw`` is usually a distribution's ``sample`` method; any function of
     (generator, size) returning an array works (e.g. integer user keys).
+    ``next`` is the C-level ``__next__`` of an iterator over the blocks, so a
+    draw in the hot loop costs no Python frame; blocks are drawn only when the
+    previous one is used up, in the sizes ``first_block, 2 x ..., MAX_BLOCK``.
     """
 
-    __slots__ = ("_draw", "_rng", "_block", "_buffer", "_index")
+    __slots__ = ("next",)
 
     MAX_BLOCK = 8192
 
     def __init__(self, draw: Callable[[np.random.Generator, int], np.ndarray], rng: np.random.Generator, first_block: int = 64):
-        self._draw = draw
-        self._rng = rng
-        self._block = first_block
-        self._buffer: list = []
-        self._index = 0
+        self.next: Callable[[], Any] = chain.from_iterable(_blocks(draw, rng, first_block, self.MAX_BLOCK)).__next__
 
-    def next(self):
-        i = self._index
-        if i == len(self._buffer):
-            self._buffer = self._draw(self._rng, self._block).tolist()
-            self._block = min(self._block * 2, self.MAX_BLOCK)
-            i = 0
-        self._index = i + 1
-        return self._buffer[i]
+
+def _blocks(draw, rng: np.random.Generator, block: int, max_block: int):
+    """The successive blocks of a ``VariateStream``, as lists of Python numbers."""
+    while True:
+        yield draw(rng, block).tolist()
+        block = min(block * 2, max_block)

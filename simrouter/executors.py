@@ -7,9 +7,14 @@ by key, and the same seed gives the same table on 1 process, 8 processes or a
 Dask cluster. ``executor`` is any ``concurrent.futures.Executor`` (None: run in
 this process, one after another).
 
-A Ctrl-C (``KeyboardInterrupt``) cancels what has not started and raises
-``TasksInterrupted`` carrying every result already completed, so callers can
-write them out.
+A Ctrl-C (``KeyboardInterrupt``, or SIGTERM under ``simrouter.interrupts``)
+cancels what has not started and raises ``TasksInterrupted`` carrying every
+result already completed, so callers can write them out; leaving
+``open_executor`` by an exception stops its worker processes at once (a task
+they were running is lost, not waited for). A task that raises, or whose worker
+process dies, either fails the whole call (the default) or, with
+``on_error(key, exception)``, gets that function's return value as its result
+and the other tasks carry on.
 
 ``open_executor(kind, workers, address)`` is a context manager for the CLI's
 ``--executor processes|dask|serial``: ``ProcessPoolExecutor(workers)``; for Dask a
@@ -30,7 +35,7 @@ from .errors import ConfigError
 
 EXECUTOR_KINDS = ("processes", "dask", "serial")
 
-__all__ = ["EXECUTOR_KINDS", "TasksInterrupted", "open_executor", "run_tasks"]
+__all__ = ["EXECUTOR_KINDS", "TasksInterrupted", "check_executor_options", "open_executor", "run_tasks"]
 
 
 class TasksInterrupted(KeyboardInterrupt):
@@ -46,23 +51,31 @@ def run_tasks(
     tasks: Mapping[Hashable, tuple],
     executor: cf.Executor | None = None,
     on_done: Callable[[Hashable, object], None] | None = None,
+    on_error: Callable[[Hashable, Exception], object] | None = None,
 ) -> dict:
-    """``{key: fn(*args)}`` for every task; ``on_done(key, result)`` as each finishes."""
+    """``{key: fn(*args)}`` for every task; ``on_done(key, result)`` as each finishes;
+    ``on_error``: see the module docstring."""
     completed: dict = {}
     futures: dict[cf.Future, Hashable] = {}
+
+    def finish(key, outcome: Callable[[], object]) -> None:
+        try:
+            completed[key] = outcome()
+        except Exception as exc:
+            if on_error is None:
+                raise
+            completed[key] = on_error(key, exc)
+        if on_done:
+            on_done(key, completed[key])
+
     try:
         if executor is None:
             for key, args in tasks.items():
-                completed[key] = fn(*args)
-                if on_done:
-                    on_done(key, completed[key])
+                finish(key, lambda: fn(*args))
             return completed
         futures = {executor.submit(fn, *args): key for key, args in tasks.items()}
         for future in cf.as_completed(futures):
-            key = futures[future]
-            completed[key] = future.result()
-            if on_done:
-                on_done(key, completed[key])
+            finish(futures[future], future.result)
         return completed
     except KeyboardInterrupt:
         for future in futures:
@@ -77,26 +90,48 @@ def run_tasks(
 @contextlib.contextmanager
 def open_executor(kind: str = "processes", workers: int | None = None, address: str | None = None) -> Iterator[cf.Executor | None]:
     """An executor of ``kind`` (see the module docstring), shut down on exit."""
+    check_executor_options(kind, workers, address)
+    if kind == "serial":
+        yield None
+    elif kind == "processes":
+        pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+        try:
+            yield pool
+        except BaseException:
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
+    else:
+        with _dask_client(workers, address) as client:
+            yield client.get_executor()
+
+
+def check_executor_options(kind: str, workers: int | None = None, address: str | None = None) -> None:
+    """ConfigError naming the option unless ``open_executor`` accepts these."""
     if kind not in EXECUTOR_KINDS:
         raise ConfigError("--executor", f"expected one of {', '.join(EXECUTOR_KINDS)}, got {kind!r}")
     if workers is not None and workers < 1:
         raise ConfigError("--workers", f"expected a whole number >= 1, got {workers}")
     if address and kind != "dask":
         raise ConfigError("--dask-address", "only used with --executor dask")
-    if kind == "serial":
-        yield None
-    elif kind == "processes":
-        with cf.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts) as pool:
-            yield pool
-    else:
-        with _dask_client(workers, address) as client:
-            yield client.get_executor()
 
 
 def _ignore_interrupts() -> None:
-    """Worker processes leave Ctrl-C to the parent, which cancels what has not started
-    and keeps what has finished; a worker killed mid-task would break the pool."""
+    """Worker processes leave Ctrl-C (sent to the whole process group) and SIGTERM to
+    the parent, which keeps what has finished and then stops them itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers (they ignore SIGINT / SIGTERM):
+    an interrupted sweep should not wait for the runs in progress."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join(5)
 
 
 @contextlib.contextmanager

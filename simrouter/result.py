@@ -56,8 +56,26 @@ class RunResult:
 
     def latencies(self) -> np.ndarray:
         """Seconds from send to answer, for measured requests admitted to the backend."""
-        mask = self.measured & np.isin(self.kind, BACKEND_KINDS)
-        return self.done[mask] - self.sent[mask]
+        return _masked_difference(self.done, self.sent, self._measured_admitted())
+
+    def _measured_admitted(self) -> np.ndarray:
+        return self.measured & metrics.backend_mask(self.kind)
+
+    def _measured_only(self, column: np.ndarray) -> np.ndarray:
+        """``column`` for the measured requests: itself (no copy) without warm-up."""
+        return column if self.scenario.warmup <= 0 else column[self.measured]
+
+    def window_latencies(self, size: int) -> np.ndarray:
+        """Latencies (seconds) of the last ``size`` measured backend-admitted requests
+        to be answered, in answer order (the rolling ``latency_ms_window``)."""
+        mask = self._measured_admitted()
+        done = self.done
+        if np.all(done[1:] >= done[:-1]):  # recorded in answer order, as both engines do
+            index = _last_true(mask, size)
+        else:
+            index = np.flatnonzero(mask)
+            index = index[np.argsort(done[index], kind="stable")][-size:]
+        return done[index] - self.sent[index]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per request: sent_s, done_s, latency_ms, outcome, measured."""
@@ -80,8 +98,8 @@ class RunResult:
         """Attempts behind the measured logical requests: first tries, retries, hedges."""
         measured = self.measured
         sent = int(measured.sum())
-        retries = int(self._per_request(self.retries)[measured].sum())
-        hedges = int(self._per_request(self.hedges)[measured].sum())
+        retries = 0 if self.retries is None else int(self.retries[measured].sum())
+        hedges = 0 if self.hedges is None else int(self.hedges[measured].sum())
         denied = 0 if self.budget_denied is None else int(self.budget_denied[measured].sum())
         total = sent + retries + hedges
         return {"total": total, "retries": retries, "hedges": hedges, "per_request": total / sent if sent else 0.0, "retries_denied_by_budget": denied}
@@ -116,20 +134,18 @@ class RunResult:
     def summary(self) -> dict:
         s = self.scenario
         measured = self.measured
-        kind = self.kind[measured]
+        kind = self._measured_only(self.kind)
         counts = metrics.kind_counts(kind)
         sent = int(kind.size)
         latency = self.latencies()
-        done = self.done[measured]
+        done = self._measured_only(self.done)
         successes = int((kind == SUCCESS).sum())
-        window_mask = np.isin(kind, BACKEND_KINDS)
-        order = np.argsort(done[window_mask], kind="stable")
-        window = (done[window_mask] - self.sent[measured][window_mask])[order][-s.metrics.window :]
+        window = self.window_latencies(s.metrics.window)
         recoveries = metrics.recoveries(self.transitions, s.faults, self.sim_time_s)
         recovery_values = [r.seconds for r in recoveries]
         # The worst recovery; None if there was none, or if one never re-closed.
         recovery_s = max(recovery_values) if recoveries and None not in recovery_values else None
-        latency_ms = metrics.latency_stats(latency)
+        latency_ms = metrics.latency_stats(latency, overwrite=True)
         summary = {
             "scenario": s.name,
             "seed": self.seed,
@@ -172,6 +188,32 @@ class RunResult:
     def passed(self) -> bool:
         """True unless a checked target failed."""
         return all(t["passed"] is not False for t in self.summary["targets"])
+
+
+def _masked_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``a[mask] - b[mask]``, computed in chunks: no full-size temporaries."""
+    out = np.empty(np.count_nonzero(mask))
+    filled = 0
+    for start in range(0, mask.size, chunk):
+        part = mask[start : start + chunk]
+        difference = a[start : start + chunk][part]
+        difference -= b[start : start + chunk][part]
+        out[filled : filled + difference.size] = difference
+        filled += difference.size
+    return out
+
+
+def _last_true(mask: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the last ``count`` True entries of ``mask``, ascending, found
+    from the end without an index array of the whole run."""
+    step = max(2 * count, 4096)
+    start = mask.size
+    while start > 0:
+        start = max(0, start - step)
+        if np.count_nonzero(mask[start:]) >= count:
+            break
+        step *= 2
+    return (start + np.flatnonzero(mask[start:]))[-count:] if count > 0 else np.zeros(0, dtype=np.intp)
 
 
 def strict_json(value):

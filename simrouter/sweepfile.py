@@ -90,9 +90,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read sweep file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path} is not UTF-8 text (TOML files are UTF-8)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

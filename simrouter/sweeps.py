@@ -20,10 +20,16 @@ metric, in the long form ``simrouter.report.sweep_figure`` plots:
 with the mean across replications, its Student-t 95 % interval and ``n``, the
 replications with a value (NaN bounds when n < 2).
 
-A Ctrl-C raises ``SweepInterrupted`` (a ``KeyboardInterrupt``) carrying the
-tidy table of the runs completed so far. Because each row names its point,
-replication and swept values, a later run can read such a table back and skip
-the (point, replication) pairs it already holds.
+A run that raises (or whose worker process dies) does not stop the sweep: its
+row gets NaN (None) figures and an ``error`` column, ``"ExceptionType: message"``,
+added to the table when some run failed (empty for the others); ``aggregate``
+leaves failed runs out (``n`` counts the rest).
+
+A Ctrl-C (or SIGTERM) raises ``SweepInterrupted`` (a ``KeyboardInterrupt``)
+carrying the tidy table of the runs completed so far. Because each row names its
+point, replication and swept values, ``completed_runs(table, spec)`` reads such a
+table back (checking that it belongs to this sweep) and ``sweep(spec, done=...)``
+skips the (point, replication) pairs it holds: ``simrouter sweep --resume``.
 """
 
 from __future__ import annotations
@@ -41,7 +47,10 @@ from .replications import flatten, replication_summary
 from .stats import DEFAULT_LEVEL, t_interval
 from .sweepfile import SweepSpec, load_sweep, sweep_from_dict, toml_value
 
-__all__ = ["SweepInterrupted", "aggregate", "sweep", "point_metrics"]
+__all__ = ["ERROR_COLUMN", "SweepInterrupted", "aggregate", "completed_runs", "sweep", "point_metrics"]
+
+ERROR_COLUMN = "error"
+RunKey = tuple[int, int]  # (point, replication)
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -71,42 +80,113 @@ def sweep(
     *,
     executor=None,
     progress: bool = False,
-    on_result: Callable[[tuple[int, int], dict], None] | None = None,
+    on_result: Callable[[RunKey, dict], None] | None = None,
+    done: dict[RunKey, dict] | None = None,
 ) -> pd.DataFrame:
     """The tidy table of ``spec`` (a SweepSpec, a sweep file, or its dict).
 
     ``executor``: any ``concurrent.futures.Executor`` (None: in this process);
     ``progress``: draw a progress bar on standard error; ``on_result((point,
-    replication), figures)`` is called as each run completes."""
+    replication), figures)`` is called as each run completes; ``done``: runs
+    already completed (``completed_runs``), kept and not run again."""
     spec = _as_spec(spec)
-    tasks = {(p.index, r): (p.scenario, spec.seed, r, spec.metrics) for p in spec.points for r in range(spec.replications)}
+    done = dict(done or {})
+    tasks = {
+        (p.index, r): (p.scenario, spec.seed, r, spec.metrics)
+        for p in spec.points
+        for r in range(spec.replications)
+        if (p.index, r) not in done
+    }
     with _progress_bar(spec, progress) as advance:
+        for key in done:
+            advance(key)
 
-        def done(key, figures):
+        def finished(key, figures):
             advance(key)
             if on_result:
                 on_result(key, figures)
 
+        def failed(key, error: Exception) -> dict:
+            return failed_figures(spec, f"{type(error).__name__}: {error}")
+
         try:
-            results = run_tasks(point_metrics, tasks, executor, on_done=done)
+            results = run_tasks(point_metrics, tasks, executor, on_done=finished, on_error=failed)
         except TasksInterrupted as exc:
-            raise SweepInterrupted(tidy_table(spec, exc.completed)) from None
-    return tidy_table(spec, results)
+            raise SweepInterrupted(tidy_table(spec, {**done, **exc.completed})) from None
+    return tidy_table(spec, {**done, **results})
 
 
-def tidy_table(spec: SweepSpec, results: dict[tuple[int, int], dict]) -> pd.DataFrame:
-    """One row per completed (point, replication), sorted."""
+def failed_figures(spec: SweepSpec, error: str) -> dict:
+    """The figures of a run that failed with ``error``."""
+    return {**{metric: None for metric in spec.metrics}, ERROR_COLUMN: error}
+
+
+def tidy_table(spec: SweepSpec, results: dict[RunKey, dict], error_column: bool | None = None) -> pd.DataFrame:
+    """One row per completed (point, replication), sorted; the ``error`` column when
+    ``error_column`` (None: when some run failed)."""
     rows = []
     for point_index, replication in sorted(results):
         point = spec.points[point_index]
         swept = {key: _cell(point.values.get(key)) for key in spec.keys}
         rows.append({"point": point_index, "replication": replication, "seed": spec.seed, **swept, **results[(point_index, replication)]})
-    columns = ["point", "replication", "seed", *spec.keys, *spec.metrics]
+    if error_column is None:
+        error_column = any(row.get(ERROR_COLUMN) for row in rows)
+    columns = ["point", "replication", "seed", *spec.keys, *spec.metrics, *([ERROR_COLUMN] if error_column else [])]
     table = pd.DataFrame(rows, columns=columns)
+    if error_column:
+        table[ERROR_COLUMN] = pd.Series(["" if _missing(v) else str(v) for v in table[ERROR_COLUMN]], index=table.index, dtype=object)
     for metric in spec.metrics:
         if all(isinstance(v, (int, float)) or v is None for v in table[metric]):
             table[metric] = table[metric].astype(float)
     return table.astype({"point": int, "replication": int, "seed": int})
+
+
+def completed_runs(table: pd.DataFrame, spec: SweepSpec, source: str = "the table") -> dict[RunKey, dict]:
+    """The successful runs of a tidy table written by an earlier (interrupted) run of
+    ``spec``, as ``sweep(done=...)`` takes them. Failed runs and runs outside the
+    spec's points and replications are left out (run again); a table from another
+    sweep (other seed, swept values or metrics) is a ConfigError naming ``--resume``."""
+    from .errors import ConfigError
+
+    missing = [c for c in ("point", "replication", "seed", *spec.keys, *spec.metrics) if c not in table.columns]
+    if missing:
+        raise ConfigError("--resume", f"{source} lacks the columns {', '.join(missing)}: it was written by another sweep")
+    done: dict[RunKey, dict] = {}
+    for row in table.to_dict("records"):
+        point, replication = int(row["point"]), int(row["replication"])
+        if not _missing(row.get(ERROR_COLUMN)) and row[ERROR_COLUMN] != "":
+            continue
+        if not (0 <= point < len(spec.points) and 0 <= replication < spec.replications):
+            continue
+        if int(row["seed"]) != spec.seed:
+            raise ConfigError("--resume", f"{source} was run with seed {row['seed']}, this sweep has seed {spec.seed}")
+        for key in spec.keys:
+            expected = _cell(spec.points[point].values.get(key))
+            if not _same_cell(row[key], expected):
+                raise ConfigError("--resume", f"{source} has {key} = {row[key]!r} at point {point}, this sweep has {expected!r}: it was written by another sweep")
+        done[(point, replication)] = {metric: _from_cell(row[metric]) for metric in spec.metrics}
+    return done
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _same_cell(read, expected) -> bool:
+    """A swept value read back from CSV / Parquet equals the spec's (ints may come back as floats)."""
+    if _missing(read) or _missing(expected):
+        return _missing(read) and _missing(expected)
+    numbers = (int, float, np.integer, np.floating)
+    if isinstance(read, numbers) and isinstance(expected, numbers) and not isinstance(expected, bool):
+        return math.isclose(float(read), float(expected), rel_tol=1e-12, abs_tol=0.0)
+    return str(read) == str(expected)
+
+
+def _from_cell(value):
+    """A figure read back from a table: numpy scalars as Python values, NaN as None."""
+    if _missing(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _cell(value):

@@ -112,7 +112,7 @@ def test_admin_faults_need_the_token_and_apply_relative_to_now():
     with serving(fast("concurrent", "breaker.preset=none"), admin_token=TOKEN) as svc:
         fault = json.dumps({"start": 0, "end": 60, "error_rate": 1.0}).encode()
         assert post(svc.url + "/admin/faults", fault)[0] == 401
-        assert post(svc.url + "/admin/faults", fault, headers={"X-Admin-Token": "wrong"})[0] == 401
+        assert post(svc.url + "/admin/faults", fault, headers={"X-Admin-Token": "wrong"})[0] == 403
         bad = json.dumps({"start": 5, "end": 1, "error_rate": 1.0}).encode()
         status, _, body = post(svc.url + "/admin/faults", bad, headers={"X-Admin-Token": TOKEN})
         assert status == 422 and b"faults.0.end" in body

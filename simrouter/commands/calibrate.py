@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK
+from .common import EXIT_OK, seed_arg
 
 
 def register(subparsers) -> None:
@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     parser.add_argument("--family", default="auto", choices=("auto", "lognormal", "gamma", "empirical"), help="use this family instead of the best fit")
     parser.add_argument("--out", type=Path, default=Path("calibrated.toml"), help="scenario TOML to write (default calibrated.toml)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the fit report as JSON")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the hold-out split (default 0)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the hold-out split (default 0)")
     parser.set_defaults(handler=handle)
 
 

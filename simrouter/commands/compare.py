@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, add_scenario_options
+from .. import interrupts
+from .common import EXIT_OK, add_scenario_options
 from .live import add_live_options, check_target, live_options
 
 
@@ -42,4 +43,4 @@ def handle(args: argparse.Namespace) -> int:
         Console(width=max(console.width, 104)).print(render_table(comparison))
         for note in comparison.live.notes:
             print(f"note: {note}")
-    return EXIT_INTERRUPTED if comparison.live.cut_short else EXIT_OK
+    return interrupts.exit_status() if comparison.live.cut_short else EXIT_OK

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import EXIT_OK
+from .common import EXIT_OK, seed_arg
 
 
 def register(subparsers) -> None:
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field in both A and B (repeatable)")
     parser.add_argument("--set-a", action="append", default=[], metavar="KEY=VALUE", help="override a field in A only (repeatable)")
     parser.add_argument("--set-b", action="append", default=[], metavar="KEY=VALUE", help="override a field in B only (repeatable)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1), shared by A and B")
+    parser.add_argument("--seed", type=seed_arg, default=1, help="random seed (default 1), shared by A and B")
     parser.add_argument("--replications", type=int, default=20, metavar="R", help="paired replications (default 20)")
     parser.add_argument("--metric", action="append", metavar="KEY", help="a dotted summary figure to compare, e.g. latency_ms.p95 (repeatable; default: latency, throughput, errors, breaker, utilisation)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the comparison as JSON ('-' for standard output)")

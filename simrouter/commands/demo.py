@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .common import EXIT_OK, EXIT_TARGET_FAILED
+from .common import EXIT_OK, EXIT_TARGET_FAILED, seed_arg
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="simulate every built-in scenario and print the dashboards")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--seed", type=seed_arg, default=1, help="random seed (default 1)")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
     parser.set_defaults(handler=handle)
 

@@ -6,7 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options
+from .. import interrupts
+from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options
 
 TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
 
@@ -51,8 +52,8 @@ def live_options(args: argparse.Namespace):
         value = getattr(args, name)
         if value is not None and value < (1 if name == "connections" else 0):
             raise ConfigError(f"--{name.replace('_', '-')}", f"expected a whole number >= {1 if name == 'connections' else 0}, got {value}")
-    if args.client_timeout is not None and not args.client_timeout > 0:
-        raise ConfigError("--client-timeout", f"expected seconds > 0, got {args.client_timeout}")
+    if args.client_timeout is not None and not 0 < args.client_timeout < float("inf"):
+        raise ConfigError("--client-timeout", f"expected a finite number of seconds > 0 (every request must end), got {args.client_timeout}")
     if not args.late_threshold >= 0:
         raise ConfigError("--late-threshold", f"expected milliseconds >= 0, got {args.late_threshold}")
     return LiveOptions(
@@ -75,6 +76,10 @@ def check_target(url: str) -> str:
     from ..errors import ConfigError
 
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise ConfigError("--target", f"expected a port from 1 to 65535 in {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("--target", f"expected a base URL like http://127.0.0.1:8000, got {url!r}")
     return url.rstrip("/")
@@ -94,5 +99,5 @@ def handle(args: argparse.Namespace) -> int:
     if not to_stdout:
         print_live(result)
     if result.cut_short:
-        return EXIT_INTERRUPTED
+        return interrupts.exit_status()
     return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK

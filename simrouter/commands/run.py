@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options
+from ..errors import ConfigError
+from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options, write_atomically
 from .replication_options import add_replication_options, replicated, replication_note, simulate_replicated
 
 
@@ -37,17 +38,19 @@ def handle(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from ..report import write_run_plots
 
-        written = write_run_plots(simulate(scenario, seed=args.seed) if replicated(args) else result, args.plot)
+        try:
+            written = write_run_plots(simulate(scenario, seed=args.seed) if replicated(args) else result, args.plot)
+        except OSError as exc:
+            raise ConfigError("--plot", f"cannot write plots into {args.plot}: {exc.strerror or exc}") from None
         if not to_stdout:
             print("plots: " + ", ".join(str(path) for path in written))
     return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK
 
 
-def write_json(data: dict, path: Path) -> None:
-    """Write ``data`` as indented JSON to ``path`` ('-': standard output)."""
+def write_json(data: dict, path: Path, option: str = "--json") -> None:
+    """Write ``data`` as indented JSON to ``path`` ('-': standard output), atomically."""
     text = json.dumps(data, indent=2)
     if str(path) == "-":
         print(text)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n")
+    write_atomically(path, lambda temporary: temporary.write_text(text + "\n"), option)

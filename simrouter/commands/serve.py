@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from .common import EXIT_OK
+from .common import EXIT_OK, port_arg, seed_arg
 
 TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
 
@@ -20,8 +20,8 @@ def register(subparsers) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set backend.capacity=8 (repeatable)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the backend's latency and failure draws (default 1)")
+    parser.add_argument("--port", type=port_arg, default=8000, help="port (default 8000; 0 picks a free one)")
+    parser.add_argument("--seed", type=seed_arg, default=1, help="seed of the backend's latency and failure draws (default 1)")
     parser.add_argument("--admin-token", default=None, help=f"token for /admin (default: ${TOKEN_ENV}, else a random one, printed)")
     parser.set_defaults(handler=handle)
 
@@ -47,6 +47,8 @@ async def _serve(scenario, args, token) -> None:
         raise ConfigError("--port", f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     shown = "(from --admin-token / $" + TOKEN_ENV + ")" if token else service.admin_token
     print(f"simrouter serve: listening on {url} (scenario {scenario.name}; admin token {shown})", flush=True)
+    if not _loopback(args.host):
+        print(f"simrouter serve: warning: {args.host} is not a loopback address; other machines can reach this service", file=sys.stderr, flush=True)
     if uses_client_policies(scenario):
         print("simrouter serve: note: router.retry / router.hedge are not applied by the service", file=sys.stderr, flush=True)
     stop = asyncio.Event()
@@ -58,3 +60,14 @@ async def _serve(scenario, args, token) -> None:
     finally:
         await runner.cleanup()
         print("simrouter serve: stopped", file=sys.stderr, flush=True)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

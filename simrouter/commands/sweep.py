@@ -3,8 +3,15 @@
 Writes the tidy table (one row per point and replication) to ``--out``
 (``.csv`` or ``.parquet``) and the aggregated table (one row per point and
 metric, with 95 % intervals) beside it as ``NAME.summary.csv|parquet``, and
-prints the aggregated means. A Ctrl-C writes the runs completed so far to the
-same files and exits with status 130.
+prints the aggregated means.
+
+While it runs, each completed run is appended to the checkpoint
+``NAME.partial.csv`` beside ``--out``. A Ctrl-C (SIGTERM) writes the runs
+completed so far to ``--out`` and its summary, removes the checkpoint and exits
+with status 130 (143); a run killed outright leaves the checkpoint. ``--resume``
+keeps the successful runs found in ``--out`` and the checkpoint (after checking
+they belong to this sweep file) and runs only the others. A run that fails gets
+an ``error`` in its row; the sweep goes on and exits with status 3.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import EXIT_INTERRUPTED, EXIT_OK
+from .. import interrupts
+from .common import EXIT_OK, EXIT_RUNS_FAILED, write_atomically
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -27,32 +35,51 @@ def register(subparsers) -> None:
     parser.add_argument("--executor", choices=EXECUTOR_KINDS, default="processes", help="processes (default), dask (a LocalCluster unless --dask-address), or serial (this process)")
     parser.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="an existing Dask scheduler to run on (with --executor dask)")
     parser.add_argument("--out", type=Path, metavar="PATH", help="write the tidy table to PATH (.csv or .parquet) and the aggregated one to PATH's stem + .summary")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in --out (or its .partial.csv checkpoint) and run only the others")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..executors import open_executor
+    from ..executors import check_executor_options, open_executor
     from ..sweepfile import load_sweep
-    from ..sweeps import SweepInterrupted, aggregate, sweep
+    from ..sweeps import ERROR_COLUMN, SweepInterrupted, aggregate, sweep
+    from .sweep_checkpoint import Checkpoint, checkpoint_path, resumed_runs
 
+    check_executor_options(args.executor, args.workers, args.dask_address)
     if args.out is not None and args.out.suffix not in TABLE_SUFFIXES:
         raise ConfigError("--out", f"expected a file ending in {' or '.join(TABLE_SUFFIXES)}, got {str(args.out)!r}")
+    if args.resume and args.out is None:
+        raise ConfigError("--resume", "needs --out: the table of the interrupted sweep")
     spec = load_sweep(args.file)
+    done = resumed_runs(args.out, spec) if args.resume else {}
+    checkpoint = None
     try:
         with open_executor(args.executor, args.workers, args.dask_address) as executor:
-            table = sweep(spec, executor=executor, progress=not args.no_progress)
+            checkpoint = Checkpoint(checkpoint_path(args.out), spec, done) if args.out is not None else None
+            table = sweep(spec, executor=executor, progress=not args.no_progress, done=done, on_result=checkpoint.add if checkpoint else None)
     except SweepInterrupted as exc:
         if args.out is not None:
             written = write_tables(exc.partial, aggregate(exc.partial, spec), args.out)
-            print(f"simrouter: interrupted; kept {len(exc.partial)} of {spec.runs} runs in {', '.join(map(str, written))}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            checkpoint.remove()
+            print(f"simrouter: interrupted; kept {len(exc.partial)} of {spec.runs} runs in {', '.join(map(str, written))} (--resume runs the others)", file=sys.stderr)
+        return interrupts.exit_status()
     summary = aggregate(table, spec)
     print_aggregate(summary, spec)
     if args.out is not None:
         written = write_tables(table, summary, args.out)
+        checkpoint.remove()
         print("wrote " + ", ".join(map(str, written)))
+    failed = table[table[ERROR_COLUMN] != ""] if ERROR_COLUMN in table.columns else table.iloc[:0]
+    if len(failed):
+        first = failed.iloc[0]
+        print(
+            f"simrouter: {len(failed)} of {spec.runs} runs failed (first: point {first['point']} replication {first['replication']}: "
+            f"{first[ERROR_COLUMN]}); their rows have an error",
+            file=sys.stderr,
+        )
+        return EXIT_RUNS_FAILED
     return EXIT_OK
 
 
@@ -61,14 +88,13 @@ def summary_path(out: Path) -> Path:
 
 
 def write_tables(table, summary, out: Path) -> list[Path]:
-    """Write the tidy and aggregated tables as CSV or Parquet (by ``out``'s suffix)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Write the tidy and aggregated tables as CSV or Parquet (by ``out``'s suffix), atomically."""
     paths = [out, summary_path(out)]
     for frame, path in zip((table, summary), paths):
         if path.suffix == ".parquet":
-            frame.to_parquet(path, index=False)
+            write_atomically(path, lambda temporary, frame=frame: frame.to_parquet(temporary, index=False), "--out")
         else:
-            frame.to_csv(path, index=False)
+            write_atomically(path, lambda temporary, frame=frame: frame.to_csv(temporary, index=False), "--out")
     return paths
 
 

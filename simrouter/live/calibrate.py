@@ -172,9 +172,11 @@ def calibrate(sample_s, seed: int = 0, family: str = "auto") -> Calibration:
 def read_sample(path: Path, unit: str = "s") -> tuple[np.ndarray, dict | None]:
     """(latencies in seconds, the run's config if ``path`` is a live JSON)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("--from", f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("--from", f"{path} is not text: expected a live run's JSON or one number per line") from None
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import numpy as np
 
+from .. import interrupts
 from ..config import Scenario
 from ..distributions import Exponential, VariateStream
 from ..errors import ConfigError
@@ -127,6 +128,7 @@ class LoadGenerator:
         self.lag_sum = 0.0
         self.max_lag = 0.0
         self.cut_short = False
+        self.interrupted_by: str | None = None  # the signal that cut the run short
         self.notes: list[str] = []
         self.fault_injection: dict = {"requested": len(scenario.faults), "injected": False}
         self._stopping = False
@@ -325,20 +327,28 @@ class LoadGenerator:
         for task in list(self._in_flight):
             task.cancel()
 
+    def _on_signal(self, sig: int) -> None:
+        interrupts.note(sig)
+        self.interrupted_by = signal.Signals(sig).name
+        self.stop()
+
     def _install_signal_handlers(self) -> None:
-        self._signals = []
+        self._signals: dict[int, object] = {}
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in interrupts.SIGNALS:
+            previous = signal.getsignal(sig)
             try:
-                self._loop.add_signal_handler(sig, self.stop)
-                self._signals.append(sig)
+                self._loop.add_signal_handler(sig, self._on_signal, sig)
+                self._signals[sig] = previous
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix loops
                 pass
 
     def _remove_signal_handlers(self) -> None:
-        for sig in self._signals:
+        """Back to the handlers from before the run (asyncio would leave SIGTERM at its default: death)."""
+        for sig, previous in self._signals.items():
             self._loop.remove_signal_handler(sig)
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
 
     # -- the target's admin and metrics endpoints
 
@@ -353,8 +363,9 @@ class LoadGenerator:
                 self.notes.append("fault injection disabled: the scenario's [[faults]] were not sent")
             return
         body = {"faults": [{"start": f.start, "end": f.end, "error_rate": f.error_rate, "latency_factor": f.latency_factor} for f in faults]}
+        wait = aiohttp.ClientTimeout(total=min(5.0, self.options.timeout_for(self.scenario)))
         try:
-            async with session.post(self.target + "/admin/faults", json=body, headers=self._admin_headers()) as response:
+            async with session.post(self.target + "/admin/faults", json=body, headers=self._admin_headers(), timeout=wait) as response:
                 status = response.status
                 text = await response.text()
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -362,7 +373,7 @@ class LoadGenerator:
         self.fault_injection.update(status=status, injected=status == 200)
         if status == 200:
             return
-        reason = {404: "the target has no /admin/faults endpoint", 401: "the target refused the admin token (--admin-token)"}.get(
+        reason = {404: "the target has no /admin/faults endpoint", 401: "the target wants an admin token (--admin-token)", 403: "the target refused the admin token (--admin-token)"}.get(
             status, f"the target answered {status}: {text[:200]}"
         )
         self.fault_injection["message"] = reason

@@ -47,6 +47,7 @@ class LiveResult(RunResult):
     actual: np.ndarray = field(default_factory=lambda: np.empty(0))  # actual send times
     target: str = ""
     cut_short: bool = False
+    interrupted_by: str | None = None  # SIGINT / SIGTERM when a signal cut the run short
     arrivals: int = 0
     dropped: int = 0
     late: int = 0
@@ -119,6 +120,7 @@ class LiveResult(RunResult):
         return {
             "target": self.target,
             "cut_short": self.cut_short,
+            "interrupted_by": self.interrupted_by,
             "latency_ms_corrected": hdr.stats(corrected),
             "latency_ms_uncorrected": hdr.stats(uncorrected),
             "hdr": {"unit": "us", "corrected": hdr.encode(corrected), "uncorrected": hdr.encode(uncorrected)},
@@ -143,6 +145,28 @@ class LiveResult(RunResult):
 def _like_simulation(stats: dict) -> dict:
     """HDR stats with the simulation's keys (P99.9 kept in ``live`` only)."""
     return {k: v for k, v in stats.items() if k != "p99_9"}
+
+
+# What each transport kind means, for the notes of a run that had some.
+TRANSPORT_MEANINGS = {
+    "connect_errors": "could not connect (refused or unreachable)",
+    "client_timeouts": "got no complete answer within the client timeout of {timeout:g} s (a hung or too slow target)",
+    "protocol_errors": "had the connection reset or closed mid-answer, or got an answer that is not HTTP",
+    "unexpected_status": "got an HTTP status no --map rule (nor the defaults) classifies",
+}
+
+
+def transport_notes(kind: np.ndarray, target: str, timeout: float) -> list[str]:
+    """One note per transport kind that occurred, saying what it means."""
+    count = len(kind)
+    notes = []
+    for name, meaning in TRANSPORT_MEANINGS.items():
+        n = int(np.count_nonzero(kind == LIVE_KIND_NAMES.index(name)))
+        if name == "connect_errors" and n and n == count:
+            notes.append(f"the target {target} refused every connection: is it running?")
+        elif n:
+            notes.append(f"{n} of {count} requests {meaning.format(timeout=timeout)}")
+    return notes
 
 
 def build_live_result(generator, elapsed: float, target_metrics: dict | None, wall_start: float) -> LiveResult:
@@ -173,8 +197,7 @@ def build_live_result(generator, elapsed: float, target_metrics: dict | None, wa
         notes.append(f"{generator.dropped} arrivals dropped: more than connections + max_backlog requests were pending")
     if generator.cut_short:
         notes.append("cut short (interrupted): figures cover the part that ran")
-    if count and np.count_nonzero(kind == LIVE_KIND_NAMES.index("connect_errors")) == count:
-        notes.append(f"the target {generator.target} refused every connection: is it running?")
+    notes += transport_notes(kind, generator.target, generator.options.timeout_for(generator.scenario))
     return LiveResult(
         scenario=scenario,
         warmup=warmup,
@@ -191,6 +214,7 @@ def build_live_result(generator, elapsed: float, target_metrics: dict | None, wa
         actual=actual,
         target=generator.target,
         cut_short=generator.cut_short,
+        interrupted_by=generator.interrupted_by,
         arrivals=generator.arrivals,
         dropped=generator.dropped,
         late=generator.late,

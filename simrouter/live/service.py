@@ -16,8 +16,9 @@ answer                 status  notes
 succeeded              200
 rate_limited           429     limiter keyed by ``user`` (body) or ``X-User-Id``
 validation_errors      422     malformed JSON, not an object, wrong content type,
-                               body over ``MAX_BODY`` bytes, or the injected
-                               ``backend.failures.validation`` fraction
+                               body over ``MAX_BODY`` bytes, a field other than
+                               ``SUBMIT_FIELDS``, a bad ``user`` / ``prompt``, or
+                               the injected ``backend.failures.validation`` fraction
 breaker_rejected       503     header ``X-Simrouter-Reason: breaker-open``
 queue_full             503     header ``X-Simrouter-Reason: queue-full``
 failures               500
@@ -25,9 +26,12 @@ timeouts               504     the router timeout (or a hung backend call)
 =====================  ======  =============================================
 
 Every answer carries ``X-Simrouter-Outcome`` (the kind's name) and a small JSON
-body ``{"outcome": kind}``. Truly malformed requests are rejected before the
+body ``{"outcome": kind}``; a malformed request's body also has ``"error"``,
+saying what is wrong. Truly malformed requests are rejected before the
 limiter (there is no user to key on); the injected validation fraction comes
-after it, as in the simulation.
+after it, as in the simulation. Any other path or method gets 404 / 405 with a
+JSON ``{"error": ...}``; no request a client can send gets a 500 other than the
+backend's own ``failures``.
 
 ``GET /metrics``: the simulation's summary (``RunResult.summary`` built from the
 service's own ``Recorder``), plus a ``service`` section (uptime, busy slots,
@@ -35,8 +39,10 @@ queue, fault windows). ``GET /metrics/prometheus``: Prometheus text format,
 computed at scrape time (no per-request metric updates). ``GET /health``.
 
 ``POST /admin/faults`` (token in ``Authorization: Bearer T`` or
-``X-Admin-Token``) adds fault windows, one object or ``{"faults": [...]}`` with the
-fields of ``[[faults]]`` and times relative to the moment of the call;
+``X-Admin-Token``, compared in constant time; missing: 401, wrong: 403) adds fault
+windows, one JSON object or ``{"faults": [...]}`` with the fields of
+``[[faults]]`` and times relative to the moment of the call (anything else: 422
+naming the field);
 ``DELETE /admin/faults`` ends them now. ``POST /admin/reset`` starts fresh metrics
 and policies. The scenario's own ``[[faults]]`` are not applied by the service:
 faults come from the admin endpoint (``simrouter live`` sends them).
@@ -67,6 +73,8 @@ from ..sim import streams
 from .backend import StandInBackend
 
 MAX_BODY = 64 * 1024
+SUBMIT_FIELDS = ("user", "prompt")
+MAX_USER_KEY = 256  # characters of a string user key (each key has its own limiter state)
 REASON_HEADER = "X-Simrouter-Reason"
 OUTCOME_HEADER = "X-Simrouter-Outcome"
 STATUS = {
@@ -137,14 +145,29 @@ class RouterService:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post("/submit", self.handle_submit)
-        app.router.add_get("/metrics", self.handle_metrics)
-        app.router.add_get("/metrics/prometheus", self.handle_prometheus)
-        app.router.add_get("/health", self.handle_health)
-        app.router.add_post("/admin/faults", self.handle_add_faults)
-        app.router.add_delete("/admin/faults", self.handle_clear_faults)
-        app.router.add_post("/admin/reset", self.handle_reset)
+        routes = [
+            ("POST", "/submit", self.handle_submit),
+            ("GET", "/metrics", self.handle_metrics),
+            ("GET", "/metrics/prometheus", self.handle_prometheus),
+            ("GET", "/health", self.handle_health),
+            ("POST", "/admin/faults", self.handle_add_faults),
+            ("DELETE", "/admin/faults", self.handle_clear_faults),
+            ("POST", "/admin/reset", self.handle_reset),
+        ]
+        self._methods: dict[str, list[str]] = {}
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+            self._methods.setdefault(path, []).append(method)
+        # Last, so it only sees what no route above took: JSON 404 / 405 instead of aiohttp's text pages.
+        app.router.add_route("*", "/{tail:.*}", self.handle_unrouted)
         return app
+
+    async def handle_unrouted(self, request: web.Request) -> web.Response:
+        allowed = self._methods.get(request.path)
+        if allowed:
+            return _error(405, f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}", {"Allow": ", ".join(allowed)})
+        endpoints = [f"{method} {path}" for path, methods in self._methods.items() for method in methods]
+        return _error(404, f"no endpoint {request.path}; endpoints: {', '.join(endpoints)}")
 
     def _answer(self, kind: int, sent: float, done: float) -> web.Response:
         self.recorder.add(sent, done, kind)
@@ -154,8 +177,10 @@ class RouterService:
     async def handle_submit(self, request: web.Request) -> web.Response:
         sent = self.now()
         key = await self._read_key(request)
-        if key is None:
-            return self._answer(VALIDATION, sent, self.now())
+        if isinstance(key, _Malformed):
+            self.recorder.add(sent, self.now(), VALIDATION)
+            status, _, headers = self._canned[VALIDATION]
+            return web.json_response({"outcome": KIND_NAMES[VALIDATION], "error": key.reason}, status=status, headers={OUTCOME_HEADER: headers[OUTCOME_HEADER]})
         limiter = self.limiter
         if not self._limiter_waits:
             if not limiter.try_acquire(key, sent):
@@ -201,21 +226,25 @@ class RouterService:
             self.breaker.record(outcome, done, epoch)
 
     async def _read_key(self, request: web.Request):
-        """The limiter key, or None when the request is malformed."""
+        """The limiter key, or ``_Malformed(reason)``."""
         if request.content_type != "application/json":
-            return None
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return None
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return None
+            return _Malformed(f"expected Content-Type: application/json, got {request.content_type!r}")
+        payload = await _read_json(request)
+        if isinstance(payload, _Malformed):
+            return payload
         if not isinstance(payload, dict):
-            return None
+            return _Malformed('expected a JSON object like {"user": 3}')
+        unknown = [name for name in payload if name not in SUBMIT_FIELDS]
+        if unknown:
+            return _Malformed(f"unknown field {unknown[0]!r}; accepted fields: {', '.join(SUBMIT_FIELDS)}")
+        if not isinstance(payload.get("prompt", ""), str):
+            return _Malformed("prompt: expected a string")
         key = payload.get("user", request.headers.get("X-User-Id", "anonymous"))
-        return key if isinstance(key, (str, int)) and not isinstance(key, bool) else None
+        if isinstance(key, bool) or not isinstance(key, (str, int)):
+            return _Malformed("user: expected a string or a whole number")
+        if isinstance(key, str) and len(key) > MAX_USER_KEY or isinstance(key, int) and not -(2**63) <= key < 2**63:
+            return _Malformed(f"user: expected at most {MAX_USER_KEY} characters or a 64-bit whole number")
+        return key
 
     # -- metrics
 
@@ -267,25 +296,47 @@ class RouterService:
 
     # -- admin
 
-    def _authorised(self, request: web.Request) -> bool:
-        given = request.headers.get("X-Admin-Token") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-        return hmac.compare_digest(given.encode(), self.admin_token.encode())
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """None if the request carries the admin token, else 401 (none given) or 403 (a wrong one).
+        The comparison takes the same time whatever the given token shares with the real one."""
+        given = request.headers.get("X-Admin-Token", "").strip()
+        if not given:
+            scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+            given = credentials.strip() if scheme.lower() == "bearer" else scheme and f"{scheme} {credentials}"
+        if not given:
+            return _error(401, "missing admin token: send Authorization: Bearer TOKEN or X-Admin-Token", {"WWW-Authenticate": 'Bearer realm="simrouter admin"'})
+        # Header values arrive as str with undecodable bytes escaped; encode them back losslessly.
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.admin_token.encode()):
+            return _error(403, "wrong admin token")
+        return None
 
     async def handle_add_faults(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return web.json_response({"error": "missing or wrong admin token"}, status=401)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        if request.content_type != "application/json":
+            return _error(422, f"expected Content-Type: application/json, got {request.content_type!r}")
+        payload = await _read_json(request)
+        if isinstance(payload, _Malformed):
+            return _error(422, payload.reason)
+        if isinstance(payload, dict) and "faults" in payload:
+            extra = [key for key in payload if key != "faults"]
+            if extra:
+                return _error(422, f'unknown field {extra[0]!r} beside "faults"; send {{"faults": [...]}} or one window')
+            windows = payload["faults"]
+        else:
+            windows = [payload]
         try:
-            payload = await request.json()
-            windows = payload["faults"] if isinstance(payload, dict) and "faults" in payload else [payload]
             added = self.add_faults(windows)
-        except (ValueError, TypeError, KeyError, web.HTTPRequestEntityTooLarge) as exc:
-            message = str(exc) if isinstance(exc, ConfigError) else "expected a JSON object with start, end, error_rate, latency_factor (or {\"faults\": [...]})"
-            return web.json_response({"error": message}, status=422)
+        except ConfigError as exc:
+            return _error(422, str(exc))
         return web.json_response({"added": [dataclasses.asdict(f) for f in added], "now_s": self.now()})
 
     def add_faults(self, windows: list[dict]) -> list[FaultWindow]:
         """Add fault windows given relative to now; ConfigError if invalid or overlapping."""
         relative = scenario_from_dict({"faults": windows}).faults
+        if not relative:
+            raise ConfigError("faults", "expected at least one fault window (start, end, error_rate and/or latency_factor)")
         now = self.now()
         added = [dataclasses.replace(f, start=now + f.start, end=now + f.end) for f in relative]
         history = self.fault_history + added
@@ -309,16 +360,43 @@ class RouterService:
             self._backend.set_faults(kept)
 
     async def handle_clear_faults(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return web.json_response({"error": "missing or wrong admin token"}, status=401)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
         self.clear_faults()
         return web.json_response({"cleared": True, "now_s": self.now()})
 
     async def handle_reset(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return web.json_response({"error": "missing or wrong admin token"}, status=401)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
         self._reset_policies()
         return web.json_response({"reset": True, "now_s": self.now()})
+
+
+class _Malformed:
+    """Why a request body cannot be used (answered 422 with this reason)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+async def _read_json(request: web.Request):
+    """The JSON body, or ``_Malformed`` (too large, not UTF-8 JSON, nested too deep)."""
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _Malformed(f"body over {MAX_BODY} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+        return _Malformed("body is not valid JSON")
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 def _expire(future: asyncio.Future) -> None:

@@ -165,8 +165,9 @@ def watch(
 ) -> WatchState:
     """Poll ``target`` and draw it until ``count`` polls or ``duration`` seconds
     (both None: until KeyboardInterrupt, which propagates)."""
-    if interval <= 0:
-        raise ConfigError("--interval", f"must be > 0 seconds, got {interval:g}")
+    for option, seconds in (("--interval", interval), ("--duration", duration), ("--timeout", timeout)):
+        if seconds is not None and not 0 < seconds < float("inf"):
+            raise ConfigError(option, f"must be a finite number of seconds > 0, got {seconds:g}")
     if count is not None and count < 1:
         raise ConfigError("--count", f"must be >= 1, got {count}")
     state = WatchState(metrics_url(target))

@@ -1,5 +1,6 @@
-"""The SimPy engine: the router model (``model``), its backend (``backend``) and
-``simulate`` (``run``)."""
+"""The simulation engines: the router model (``model``), its backends
+(``backend``, ``event_backend``), the event-free fast path (``fast``), the SimPy
+engine's client policies (``client``) and ``simulate`` (``run``)."""
 
 from .run import simulate
 

@@ -11,8 +11,7 @@ Service is first-come first-served and service times are drawn independently,
 so when a request arrives its whole future is already determined: it starts
 when the earliest slot frees (or at once), and ends ``latency`` later. The
 backend therefore decides start, end and outcome at admission with a heap of
-slot free times, and the engine needs a single event per request, at the
-moment the router answers.
+slot free times, and the fast engine (``fast``) needs no event for it at all.
 
 Semantics that matter for capacity:
 

@@ -1,4 +1,4 @@
-"""The router and its users as a SimPy model.
+"""The router and its users: the model both engines run.
 
 A request goes ``limiter -> validation -> breaker -> backend``:
 
@@ -13,12 +13,15 @@ A request goes ``limiter -> validation -> breaker -> backend``:
 The breaker records the outcome at the moment the router answers, in simulated
 time order, so later admissions see exactly the state a real router would.
 
-Workloads: closed users (send, wait for the answer, think, repeat) are SimPy
-processes; an open workload is one arrival process, and each admitted request's
-answer is a single timeout event with a callback, not a process of its own.
-Both talk to a router through ``call(key, now, wait)``: ``SimRouter`` here (the
-fast path) or ``client.PolicyRouter`` (retries, hedges, delaying or holding
-limiters), which ``run.build_router`` picks per scenario.
+Two engines run this model (``run.build_router`` picks one per scenario):
+
+* the fast path, ``fast.run_closed`` / ``fast.run_open`` on ``SimRouter``'s parts
+  and the resolve-at-admission backend: a calendar of answers, no SimPy event;
+* the SimPy engine, for retries, hedges, delaying or holding limiters and
+  cancellation (and ``simulate(engine="events")``): closed users
+  (send, wait for the answer, think, repeat) are SimPy processes, an open
+  workload is one arrival process, both calling ``client.PolicyRouter.call(key,
+  now, wait)``.
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ import simpy
 
 from ..distributions import VariateStream
 from ..metrics import Recorder
-from ..outcomes import BREAKER_REJECTED, FAILURE, QUEUE_FULL, RATE_LIMITED, TIMEOUT, VALIDATION
+from ..outcomes import BREAKER_REJECTED, VALIDATION
 from ..workload import arrival_times
 from .backend import Backend
 
 
 class SimRouter:
-    """The fast path: admission and answer timing when no client policy, delaying
-    or holding limiter, or cancellation is configured (``client.PolicyRouter``
-    handles those). One timeout event per backend-admitted request."""
+    """The router's parts: limiter, validation, breaker, backend and recorder.
+
+    On the fast path ``fast.run_closed`` / ``fast.run_open`` drive them directly
+    (one decision per request at send time, answers settled in time order);
+    ``client.PolicyRouter`` wraps them on the SimPy engine and reuses ``screen``
+    and ``settle``."""
 
     __slots__ = ("env", "limiter", "breaker", "backend", "recorder", "_timeout", "_p_validation", "_validation_uniform")
 
@@ -50,41 +56,6 @@ class SimRouter:
         self._timeout = scenario.router.timeout
         self._p_validation = scenario.backend.failures.validation
         self._validation_uniform = validation_uniform
-
-    def call(self, key: int, now: float, wait: bool = False) -> simpy.Event | None:
-        """Send a request at ``now``; None if it was answered at once, otherwise
-        the event at which the router answers it (its answer is recorded then)."""
-        admitted = self.submit(key, now)
-        if admitted is None:
-            return None
-        done, outcome, epoch = admitted
-        event = self.env.timeout(done - now)
-        event.callbacks.append(lambda _event: self.answer(now, done, outcome, epoch))
-        return event
-
-    def submit(self, key: int, now: float) -> tuple[float, int, int] | None:
-        """Admit a request sent at ``now``: (answer time, outcome, breaker epoch), or
-        None when it was answered at once (and already recorded)."""
-        recorder = self.recorder
-        if not self.limiter.try_acquire(key, now):
-            recorder.add(now, now, RATE_LIMITED)
-            return None
-        refused = self.screen(now)
-        if refused is not None:
-            recorder.add(now, now, refused)
-            return None
-        breaker = self.breaker
-        epoch = breaker.epoch
-        admitted = self.backend.admit(now)
-        if admitted is None:
-            self.settle(now, now, FAILURE, epoch)
-            recorder.add(now, now, QUEUE_FULL)
-            return None
-        end, outcome = admitted
-        deadline = now + self._timeout
-        if end > deadline:
-            return deadline, TIMEOUT, epoch
-        return end, outcome, epoch
 
     def screen(self, now: float) -> int | None:
         """After the limiter: ``VALIDATION`` or ``BREAKER_REJECTED`` if the
@@ -99,19 +70,6 @@ class SimRouter:
         """The router answers a backend call at ``done``: the breaker records it
         (a full queue counts as a FAILURE)."""
         self.breaker.record(outcome, done, epoch, duration=done - sent)
-
-    def answer(self, sent: float, done: float, outcome: int, epoch: int) -> None:
-        """The router answers a backend-admitted request at ``done``."""
-        self.settle(sent, done, outcome, epoch)
-        self.recorder.add(sent, done, outcome)
-
-    def end_time(self, now: float) -> float:
-        """When the run ended: the fast path schedules no event past its last activity."""
-        return now
-
-    def columns(self) -> dict:
-        """Per-request retry and hedge columns: none on the fast path (one attempt each)."""
-        return {}
 
 
 def closed_user(env: simpy.Environment, router, key: int, requests: int, think: VariateStream, stop_at: float, finished: list[float]) -> Generator:

@@ -3,6 +3,13 @@
 The run ends when every user has finished (closed workloads), arrivals have
 stopped at ``duration`` (open workloads), and every admitted request has been
 answered: no request is left uncounted.
+
+``engine``: ``"auto"`` runs a scenario on the fast path (``fast``: no SimPy
+event) unless it needs the SimPy engine (retries, hedges, a delaying or holding
+limiter); ``"events"`` forces the straightforward model, the SimPy engine with
+the event-driven backend (every service end and timeout its own event), which
+gives the same runs from the same seed, only slower: the reference the fast
+path is tested against.
 """
 
 from __future__ import annotations
@@ -15,46 +22,58 @@ import simpy
 
 from ..config import Scenario, load_scenario
 from ..distributions import Exponential, VariateStream
+from ..errors import ConfigError
 from ..metrics import Recorder
 from ..policies import HedgePolicy, RetryBudget, RetryPolicy, build_breaker, build_limiter
 from ..result import RunResult
 from ..warmup import resolve_warmup
 from ..workload import open_schedule
-from . import streams
+from . import fast, streams
 from .backend import Backend, ServiceModel
 from .client import PolicyRouter
 from .event_backend import EventBackend
 from .model import SimRouter, closed_user, open_arrivals
+
+ENGINES = ("auto", "events")
 
 
 def _uniform(rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.random(size)
 
 
-def simulate(scenario: Scenario | str | Path, seed: int = 1, overrides=(), replication: int = 0, replications: int | None = None, **replication_options):
+def simulate(scenario: Scenario | str | Path, seed: int = 1, overrides=(), replication: int = 0, replications: int | None = None, engine: str = "auto", **replication_options):
     """Simulate ``scenario`` (a Scenario, built-in name or TOML path) once -> ``RunResult``.
 
     With ``replications=R`` (or ``precision=``): replications 0..R-1 of the same
     seed -> ``ReplicatedResult``; ``replication_options`` go to
-    ``simrouter.replications.replicate`` (precision, max_replications, executor ...)."""
+    ``simrouter.replications.replicate`` (precision, max_replications, executor ...).
+    ``engine``: see the module docstring."""
+    if engine not in ENGINES:
+        raise ConfigError("engine", f"expected one of {', '.join(ENGINES)}, got {engine!r}")
     if replications is not None or replication_options:
+        if engine != "auto":
+            raise ConfigError("engine", "only for a single run (without replications)")
         from ..replications import replicate
 
         return replicate(scenario, seed=seed, overrides=overrides, replications=replications, **replication_options)
     scenario = load_scenario(scenario, overrides)
     started = time.perf_counter()
-    env = simpy.Environment()
+    env = simpy.Environment(initial_time=0.0)  # float time: a transition at the start is 0.0 on both engines
     recorder = Recorder()
 
     def rng(source: int, *index: int) -> np.random.Generator:
         return streams.stream(seed, replication, source, *index)
 
     breaker = build_breaker(scenario.breaker, rng(streams.BREAKER))
-    router = build_router(env, scenario, breaker, recorder, rng)
-    finished = _start_workload(env, scenario, router, rng)
-    env.run()
-    breaker.advance(env.now)  # timer-driven transitions due by the end (e.g. automatic half-open)
-    sent, done, kind = recorder.columns()
+    router = build_router(env, scenario, breaker, recorder, rng, events=engine == "events")
+    if isinstance(router, SimRouter):
+        end, finished = _run_fast(scenario, router, rng)
+    else:
+        finished = _start_workload(env, scenario, router, rng)
+        env.run()
+        end = router.end_time(env.now)
+    breaker.advance(end)  # timer-driven transitions due by the end (e.g. automatic half-open)
+    sent, done, kind = recorder.final_columns()
     scenario, warmup = resolve_warmup(scenario, sent, done, kind)
     return RunResult(
         scenario=scenario,
@@ -66,18 +85,19 @@ def simulate(scenario: Scenario | str | Path, seed: int = 1, overrides=(), repli
         kind=kind,
         transitions=list(breaker.transitions),
         final_state=breaker.state,
-        sim_time_s=float(router.end_time(env.now)),
-        full_load_end_s=min(finished) if finished else float(env.now),
+        sim_time_s=float(end),
+        full_load_end_s=min(finished) if finished else float(end),
         backend_busy_s=router.backend.busy_time,
-        **router.columns(),
+        **({} if isinstance(router, SimRouter) else router.columns()),
         wall_time_s=time.perf_counter() - started,
     )
 
 
-def build_router(env: simpy.Environment, scenario: Scenario, breaker, recorder: Recorder, rng) -> SimRouter | PolicyRouter:
+def build_router(env: simpy.Environment, scenario: Scenario, breaker, recorder: Recorder, rng, events: bool = False) -> SimRouter | PolicyRouter:
     """The fast path (``SimRouter`` on the resolve-at-admission backend) unless the
     scenario needs the policy path: retries, hedges, a delaying or holding limiter;
-    the event-driven backend only when hedge losers are cancelled."""
+    the event-driven backend only when hedge losers are cancelled. ``events``:
+    the policy path on the event-driven backend whatever the scenario."""
     backend_config = scenario.backend
     service = ServiceModel(
         backend_config,
@@ -87,31 +107,49 @@ def build_router(env: simpy.Environment, scenario: Scenario, breaker, recorder: 
         fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME)),
     )
     retry, hedge = RetryPolicy(scenario.router.retry), HedgePolicy(scenario.router.hedge)
-    cancels = hedge.enabled and hedge.cancel_loser
+    cancels = events or (hedge.enabled and hedge.cancel_loser)
     backend = EventBackend(env, backend_config, service) if cancels else Backend(backend_config, service)
     limiter = build_limiter(scenario.limiter)
     validation = VariateStream(_uniform, rng(streams.VALIDATION))
     core = SimRouter(env, scenario, limiter, breaker, backend, recorder, validation_uniform=validation)
-    if not (retry.enabled or hedge.enabled or limiter.delays or limiter.holds):
+    if not (events or retry.enabled or hedge.enabled or limiter.delays or limiter.holds):
         return core
     c = scenario.router.retry
     budget = RetryBudget(c.budget_ratio, c.budget_window, c.budget_min_per_s) if c.budget else None
     return PolicyRouter(core, retry, hedge, budget, jitter=VariateStream(_uniform, rng(streams.RETRY_JITTER)))
 
 
-def _start_workload(env: simpy.Environment, scenario: Scenario, router: SimRouter, rng) -> list[float]:
-    """Start the users or the arrival process; returns the list each appends to
-    when it stops sending (its first entry is when full load ended)."""
+def _run_fast(scenario: Scenario, router: SimRouter, rng) -> tuple[float, list[float]]:
+    """The workload on the fast engine: (end time, when each user / the arrivals stopped)."""
+    w = scenario.workload
+    if w.model in ("closed", "sequential"):
+        return fast.run_closed(router, [stream.next for stream in _think_streams(scenario, rng)], w.requests_per_user, scenario.duration)
+    gaps, keys = _arrival_streams(scenario, rng)
+    return fast.run_open(router, open_schedule(scenario), w.arrival == "poisson", gaps, keys.next, w.max_requests)
+
+
+def _start_workload(env: simpy.Environment, scenario: Scenario, router: PolicyRouter, rng) -> list[float]:
+    """Start the users or the arrival process on the SimPy engine; returns the
+    list each appends to when it stops sending (its first entry is when full load ended)."""
     finished: list[float] = []
     w = scenario.workload
     if w.model in ("closed", "sequential"):
-        for user in range(w.users):
-            think = VariateStream(w.think_time.sample, rng(streams.THINK, user))
+        for user, think in enumerate(_think_streams(scenario, rng)):
             env.process(closed_user(env, router, user, w.requests_per_user, think, scenario.duration, finished))
         return finished
-    schedule = open_schedule(scenario)
-    users = w.users
-    keys = VariateStream(lambda g, n: g.integers(0, users, n), rng(streams.USER_KEYS))
-    gaps = VariateStream(Exponential(1.0).sample, rng(streams.ARRIVALS))
-    env.process(open_arrivals(env, router, schedule, w.arrival == "poisson", gaps, keys, w.max_requests, finished))
+    gaps, keys = _arrival_streams(scenario, rng)
+    env.process(open_arrivals(env, router, open_schedule(scenario), w.arrival == "poisson", gaps, keys, w.max_requests, finished))
     return finished
+
+
+def _think_streams(scenario: Scenario, rng) -> list[VariateStream]:
+    """Each closed user's think times, from its own stream."""
+    w = scenario.workload
+    return [VariateStream(w.think_time.sample, rng(streams.THINK, user)) for user in range(w.users)]
+
+
+def _arrival_streams(scenario: Scenario, rng) -> tuple[VariateStream, VariateStream]:
+    """An open workload's unit-exponential gaps and user keys."""
+    users = scenario.workload.users
+    keys = VariateStream(lambda g, n: g.integers(0, users, n), rng(streams.USER_KEYS))
+    return VariateStream(Exponential(1.0).sample, rng(streams.ARRIVALS)), keys

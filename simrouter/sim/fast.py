@@ -1,0 +1,153 @@
+"""The fast engine: a plain calendar for requests decided at admission.
+
+On the fast path (no retries, hedges, delaying or holding limiter, nor
+cancellation: ``run.build_router`` decides) a request's whole future is known
+when it is sent: the limiter, validation or the breaker answer it at once, or
+the resolve-at-admission ``backend.Backend`` gives its answer time (its end,
+or the router timeout if that comes first) and outcome. What is left to
+simulate is order: the breaker must record each answer at its answer time,
+before any later request asks it. So this engine needs no SimPy event at all,
+only two heaps:
+
+* ``answers``: (answer time, admission order, sent, outcome, breaker epoch) of
+  every backend-admitted request not yet answered. Before anything happens at
+  time ``t``, every answer due at or before ``t`` is settled, in time order
+  (ties in admission order): the breaker records it, the recorder appends it;
+* ``wakeups`` (closed workloads): (time, order, user) of each user's next
+  send: its answer time plus the think time, both known at admission. A user
+  answered at once with no think time sends again without a wake-up.
+
+An open workload's arrival times come in order already, so it needs only the
+answers heap. Per request this is a heap push and pop or two, where the SimPy
+engine (``engine="events"``) spends an event per answer, per think and per
+service end and a process switch; both give the same runs from the same
+streams (``tests/test_fast_engine.py``).
+
+An answer due at exactly the time of a send is settled first (the router
+answers before it admits a request arriving at that instant); with continuous
+latency and think times such ties have probability zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from heapq import heappop, heappush
+from itertools import count
+
+from ..outcomes import BREAKER_REJECTED, FAILURE, QUEUE_FULL, RATE_LIMITED, TIMEOUT, VALIDATION
+from ..workload import arrival_times
+
+
+def _router_calls(router) -> tuple[Callable[[int, float], float | None], Callable[[float], None]]:
+    """``send(key, now)`` -> the answer time of a backend-admitted request, or None
+    if it was answered (and recorded) at once; ``settle(until)`` records every
+    answer due at or before ``until``. Closures over bound locals: the hot loop."""
+    answers: list[tuple] = []
+    acquire = router.limiter.try_acquire
+    breaker = router.breaker
+    allow, record = breaker.allow, breaker.record
+    admit = router.backend.admit
+    recorder = router.recorder
+    add_sent, add_done, add_kind = recorder.sent.append, recorder.done.append, recorder.kind.append
+    p_validation = router._p_validation
+    validation = router._validation_uniform.next
+    timeout = router._timeout
+    order = count()
+
+    def send(key: int, now: float) -> float | None:
+        if not acquire(key, now):
+            kind = RATE_LIMITED
+        elif p_validation and validation() < p_validation:
+            kind = VALIDATION
+        elif not allow(now):
+            kind = BREAKER_REJECTED
+        else:
+            epoch = breaker.epoch
+            admitted = admit(now)
+            if admitted is not None:
+                end, outcome = admitted
+                deadline = now + timeout
+                if end > deadline:
+                    end, outcome = deadline, TIMEOUT
+                heappush(answers, (end, next(order), now, outcome, epoch))
+                return end
+            record(FAILURE, now, epoch, 0.0)  # a full queue is a failure for the breaker
+            kind = QUEUE_FULL
+        add_sent(now)
+        add_done(now)
+        add_kind(kind)
+        return None
+
+    def settle(until: float) -> None:
+        while answers and answers[0][0] <= until:
+            done, _, sent, outcome, epoch = heappop(answers)
+            record(outcome, done, epoch, done - sent)
+            add_sent(sent)
+            add_done(done)
+            add_kind(outcome)
+
+    return send, settle
+
+
+def _end_time(router) -> float:
+    """The run's end: its last send or answer, as on the SimPy engine. Every send
+    is recorded at or after its time, and records are appended in time order."""
+    done = router.recorder.done
+    return done[-1] if done else 0.0
+
+
+def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at: float) -> tuple[float, list[float]]:
+    """Closed users ``0 .. len(thinks)-1``: send, wait for the answer, think
+    (``thinks[user]()``), ``requests`` times each (0: until ``stop_at``).
+    Returns (end time, when each user finished)."""
+    send, settle = _router_calls(router)
+    users = len(thinks)
+    wakeups = [(0.0, user, user) for user in range(users)]
+    order = count(users)
+    left = [requests or -1] * users  # -1 never reaches 0: unlimited
+    finished: list[float] = []
+    now = 0.0
+    while wakeups:
+        now, _, user = heappop(wakeups)
+        settle(now)
+        if now >= stop_at:
+            finished.append(now)
+            continue
+        think = thinks[user]
+        while True:
+            answered = send(user, now)
+            left[user] -= 1
+            if not left[user]:
+                finished.append(now if answered is None else answered)
+                break
+            pause = think()
+            if answered is not None:
+                heappush(wakeups, (answered + pause, next(order), user))
+                break
+            if pause > 0:
+                heappush(wakeups, (now + pause, next(order), user))
+                break
+    settle(math.inf)
+    return _end_time(router), finished
+
+
+def run_open(router, schedule: list[tuple[float, float]], poisson: bool, gaps, keys: Callable[[], int], max_requests: int) -> tuple[float, list[float]]:
+    """Arrivals at piecewise-constant rates (``schedule`` = [(stage end, rate)], at
+    the times ``simrouter.workload.arrival_times`` gives), each from user ``keys()``.
+    Returns (end time, [when arrivals stopped])."""
+    send, settle = _router_calls(router)
+    sent = 0
+    now = 0.0
+    stopped = None
+    for now in arrival_times(schedule, poisson, gaps):
+        settle(now)
+        send(keys(), now)
+        sent += 1
+        if max_requests and sent >= max_requests:
+            stopped = now
+            break
+    if stopped is None:  # arrivals ran to the schedule's end
+        stopped = max(now, schedule[-1][0] if schedule else 0.0)
+    settle(math.inf)
+    return _end_time(router), [stopped]
