@@ -53,6 +53,7 @@ import pandas as pd
 from .config import Scenario, load_scenario
 from .errors import ConfigError
 from .executors import TasksInterrupted, run_tasks
+from .report.progress import progress_bar
 from .stats import DEFAULT_LEVEL, Interval, relative_half_width, t_interval
 
 DEFAULT_REPLICATIONS = 10
@@ -308,9 +309,11 @@ def replicate(
     max_replications: int | None = None,
     precision_metrics: Sequence[str] | None = None,
     executor=None,
+    progress: bool = False,
 ) -> ReplicatedResult:
     """Replications of ``scenario``: exactly ``replications`` (default 10), or with
-    ``precision`` until every watched metric's relative half-width <= ``precision``."""
+    ``precision`` until every watched metric's relative half-width <= ``precision``.
+    ``progress``: a transient bar on standard error (out of the maximum count)."""
     scenario = load_scenario(scenario, overrides)
     if precision is None:
         count = DEFAULT_REPLICATIONS if replications is None else replications
@@ -333,17 +336,18 @@ def replicate(
     summaries: list[dict] = []
     report = None
     try:
-        while True:
-            wanted = first if not summaries else min(limit, len(summaries) + round_size)
-            tasks = {r: (scenario, seed, r) for r in range(len(summaries), wanted)}
-            done = run_tasks(replication_summary, tasks, executor)
-            summaries += [done[r] for r in sorted(done)]
-            if precision is None:
-                break
-            stop, report = _sequential_stop(summaries, first, limit, precision, precision_metrics)
-            if stop is not None:
-                summaries = summaries[:stop]
-                break
+        with progress_bar(limit, f"{scenario.name}: replications", enabled=progress) as advance:
+            while True:
+                wanted = first if not summaries else min(limit, len(summaries) + round_size)
+                tasks = {r: (scenario, seed, r) for r in range(len(summaries), wanted)}
+                done = run_tasks(replication_summary, tasks, executor, on_done=lambda key, summary: advance())
+                summaries += [done[r] for r in sorted(done)]
+                if precision is None:
+                    break
+                stop, report = _sequential_stop(summaries, first, limit, precision, precision_metrics)
+                if stop is not None:
+                    summaries = summaries[:stop]
+                    break
     except TasksInterrupted as exc:
         summaries += _in_order(summaries, exc.completed)
         partial = ReplicatedResult(scenario, seed, summaries, report, True, time.perf_counter() - started) if summaries else None

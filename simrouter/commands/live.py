@@ -66,6 +66,7 @@ def live_options(args: argparse.Namespace):
         seed=args.seed,
         classifier=Classifier(args.rules, defaults=not args.no_default_map),
         client=args.client,
+        progress=True,
     )
 
 

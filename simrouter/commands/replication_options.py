@@ -37,6 +37,7 @@ def simulate_replicated(scenario, args: argparse.Namespace):
             precision=args.precision,
             max_replications=args.max_replications,
             precision_metrics=args.precision_metric,
+            progress=True,
         )
     except ReplicationsInterrupted as exc:
         if exc.partial is not None and args.json is not None:

@@ -82,6 +82,7 @@ class LiveOptions:
     classifier: Classifier = field(default_factory=Classifier)
     handle_signals: bool = True
     client: str = "auto"  # "fast" (simrouter.live.http1), "aiohttp", or auto: fast for http://
+    progress: bool = False  # a transient bar of elapsed vs scenario duration on standard error
 
     def timeout_for(self, scenario: Scenario) -> float:
         if self.client_timeout is not None:
@@ -181,18 +182,33 @@ class LoadGenerator:
             self._t0 = self._loop.time()
             await self._inject_faults(session)
             self._install_signal_handlers()
+            ticker = asyncio.create_task(self._show_progress()) if self.options.progress else None
             try:
                 if w.model == "open":
                     await self._open(connections)
                 else:
                     await self._closed()
             finally:
+                if ticker is not None:
+                    ticker.cancel()
                 self._remove_signal_handlers()
                 if self._pool is not None:
                     self._pool.close()
             elapsed = self.now()
             target_metrics = await self._target_metrics(session)
         return build_live_result(self, elapsed, target_metrics, wall_start)
+
+    async def _show_progress(self) -> None:
+        """Advance a progress bar with the run's elapsed time, four times a second."""
+        from ..report.progress import progress_bar
+
+        with progress_bar(self.scenario.duration, f"live {self.scenario.name}: seconds") as advance:
+            shown = 0.0
+            while True:
+                await asyncio.sleep(0.25)
+                now = min(self.now(), self.scenario.duration)
+                advance(now - shown)
+                shown = now
 
     # -- closed and sequential users
 
