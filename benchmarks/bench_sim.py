@@ -48,12 +48,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bare_simpy_mmc import run_mmc  # noqa: E402
+from bare_simpy_mmc import run_mmc
 
-import simrouter  # noqa: E402
-from simrouter import BackendConfig, BreakerConfig, Exponential, Failures, LimiterConfig, RouterConfig, Scenario, WorkloadConfig, theory  # noqa: E402
-from simrouter.executors import open_executor  # noqa: E402
-from simrouter.sweepfile import sweep_from_dict  # noqa: E402
+import simrouter
+from simrouter import BackendConfig, BreakerConfig, Exponential, Failures, LimiterConfig, RouterConfig, Scenario, WorkloadConfig, theory
+from simrouter.executors import open_executor
+from simrouter.sweepfile import sweep_from_dict
 
 LAM, MU, C = 6.4, 1.0, 8  # M/M/8 at rho 0.8
 USERS = 10
@@ -207,10 +207,43 @@ def _own_cpu_s() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def report_memory(memory: dict) -> tuple[str, tuple]:
+    line = (f"memory: concurrent {memory['requests']:,} requests in a subprocess (run first, while this process is small): "
+            f"peak RSS {memory['peak_rss_mib']:,.0f} MiB (goal < 1024; {memory['rss_before_run_mib']:,.0f} MiB before the run), "
+            f"{memory['wall_s']:.1f} s, {memory['requests'] / memory['wall_s']:,.0f} req/s; exact percentiles")
+    return line, ("peak RSS MiB, 10M-request run" if memory["requests"] >= 10**7 else "peak RSS MiB", memory["peak_rss_mib"], memory["peak_rss_mib"] < 1024)
+
+
+def report_mmc(mmc: dict) -> tuple[str, tuple]:
+    m = mmc["mean_response_s"]
+    line = (f"M/M/8 rho 0.8, {mmc['requests']:,} requests: bare SimPy {mmc['baseline_rps']:,.0f} req/s, simrouter {mmc['simrouter_rps']:,.0f} req/s: "
+            f"{mmc['ratio']:.2f}x (goal >= 1.0); mean response bare {m['bare']:.4f} s, simrouter {m['simrouter']:.4f} s, theory {m['theory']:.4f} s")
+    return line, ("M/M/8: simrouter / bare SimPy", mmc["ratio"], mmc["ratio"] >= 1.0)
+
+
+def report_full(full: dict) -> tuple[str, tuple]:
+    line = (f"full router: concurrent {full['requests']:,} requests: simrouter {full['simrouter_rps']:,.0f} req/s vs bare SimPy M/M/8 "
+            f"{full['baseline_rps']:,.0f} req/s on as many: {full['ratio']:.2f}x (goal >= 1.0); outcomes {full['outcomes']}, "
+            f"breaker trips {full['breaker_trips']}, recovery {full['recovery_s']} s")
+    return line, ("full concurrent scenario / bare SimPy", full["ratio"], full["ratio"] >= 1.0)
+
+
+def report_sweep(sweep: dict) -> tuple[str, tuple]:
+    line = (f"sweep: {sweep['points']} points x 2 replications ({sweep['runs']} runs of {sweep['requests_per_run']:,} requests): "
+            f"1 worker {sweep['baseline_s']:.2f} s, 2 workers {sweep['candidate_s']:.2f} s: {sweep['ratio']:.2f}x (goal >= 1.8; rounds "
+            f"{', '.join(f'{r:.2f}' for r in sweep['ratios'])}); same table: {sweep['same_table']}; other processes kept "
+            f"{sweep['other_processes_cores']['2 workers']:.2f} of the {os.cpu_count()} cores busy during the 2-worker runs")
+    return line, ("sweep: 2 workers / 1", sweep["ratio"], sweep["ratio"] >= 1.8)
+
+
+SECTIONS = ("memory", "mmc", "full", "sweep")  # memory first: its subprocess inherits this process's peak RSS
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: seconds instead of minutes")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per speed comparison (default 5, quick 3)")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these measurements (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -219,38 +252,29 @@ def main(argv=None) -> int:
         return 0
     mmc_n, full_n, memory_n, sweep_n = SIZES["quick" if args.quick else "default"]
     rounds = args.rounds or (3 if args.quick else 5)
+    runs = {
+        "memory": (lambda: bench_memory(memory_n), report_memory),
+        "mmc": (lambda: bench_mmc(mmc_n, rounds), report_mmc),
+        "full": (lambda: bench_full(full_n, max(1, rounds - 2)), report_full),
+        "sweep": (lambda: bench_sweep(sweep_n, rounds), report_sweep),
+    }
     print(f"simrouter simulation benchmark ({'quick' if args.quick else 'default'} sizes, medians of {rounds} alternating rounds; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)", flush=True)
-
-    memory = bench_memory(memory_n)
-    print(f"memory: concurrent {memory['requests']:,} requests in a subprocess (run first, while this process is small): "
-          f"peak RSS {memory['peak_rss_mib']:,.0f} MiB (goal < 1024; {memory['rss_before_run_mib']:,.0f} MiB before the run), "
-          f"{memory['wall_s']:.1f} s, {memory['requests'] / memory['wall_s']:,.0f} req/s; exact percentiles", flush=True)
-
-    mmc = bench_mmc(mmc_n, rounds)
-    m = mmc["mean_response_s"]
-    print(f"M/M/8 rho 0.8, {mmc_n:,} requests: bare SimPy {mmc['baseline_rps']:,.0f} req/s, simrouter {mmc['simrouter_rps']:,.0f} req/s: "
-          f"{mmc['ratio']:.2f}x (goal >= 1.0); mean response bare {m['bare']:.4f} s, simrouter {m['simrouter']:.4f} s, theory {m['theory']:.4f} s", flush=True)
-
-    full = bench_full(full_n, max(1, rounds - 2))
-    print(f"full router: concurrent {full_n:,} requests: simrouter {full['simrouter_rps']:,.0f} req/s vs bare SimPy M/M/8 "
-          f"{full['baseline_rps']:,.0f} req/s on {full_n:,}: {full['ratio']:.2f}x (goal >= 1.0); outcomes {full['outcomes']}, "
-          f"breaker trips {full['breaker_trips']}, recovery {full['recovery_s']} s", flush=True)
-
-    sweep = bench_sweep(sweep_n, rounds)
-    print(f"sweep: {sweep['points']} points x 2 replications ({sweep['runs']} runs of {sweep_n:,} requests): 1 worker {sweep['baseline_s']:.2f} s, "
-          f"2 workers {sweep['candidate_s']:.2f} s: {sweep['ratio']:.2f}x (goal >= 1.8; rounds {', '.join(f'{r:.2f}' for r in sweep['ratios'])}); "
-          f"same table: {sweep['same_table']}; other processes kept {sweep['other_processes_cores']['2 workers']:.2f} of the "
-          f"{os.cpu_count()} cores busy during the 2-worker runs", flush=True)
-
-    goals = [("M/M/8 ratio", mmc["ratio"], mmc["ratio"] >= 1.0), ("full scenario ratio", full["ratio"], full["ratio"] >= 1.0),
-             ("peak RSS MiB", memory["peak_rss_mib"], memory["peak_rss_mib"] < 1024), ("sweep speed-up", sweep["ratio"], sweep["ratio"] >= 1.8)]
+    figures, goals = {}, []
+    for section in SECTIONS:
+        if args.only and section not in args.only:
+            continue
+        measure, report = runs[section]
+        figures[section] = measure()
+        line, goal = report(figures[section])
+        print(line, flush=True)
+        goals.append(goal)
     print("\n| figure | value | goal met |\n|---|---|---|")
     for name, value, met in goals:
         print(f"| {name} | {value:,.2f} | {'yes' if met else 'NO'} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"quick": args.quick, "rounds": rounds, "mmc": mmc, "full": full, "memory": memory, "sweep": sweep}, indent=2, default=str))
+        args.json.write_text(json.dumps({"quick": args.quick, "rounds": rounds, **figures}, indent=2, default=str))
     return 0
 
 

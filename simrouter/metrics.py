@@ -71,7 +71,7 @@ def latency_stats(latency_s: np.ndarray, overwrite: bool = False) -> dict:
     if latency_s.size == 0:
         return {**{f"p{p}": None for p in PERCENTILES}, "max": None, "min": None, "avg": None, "count": 0}
     ms = np.multiply(latency_s, 1000.0, out=latency_s if overwrite else None)
-    extremes = dict(max=float(ms.max()), min=float(ms.min()), avg=float(ms.mean()), count=int(ms.size))
+    extremes = {"max": float(ms.max()), "min": float(ms.min()), "avg": float(ms.mean()), "count": int(ms.size)}
     values = np.percentile(ms, PERCENTILES, overwrite_input=True)  # partitions ms in place: no second copy
     return {**{f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}, **extremes}
 

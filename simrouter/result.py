@@ -133,7 +133,6 @@ class RunResult:
     @cached_property
     def summary(self) -> dict:
         s = self.scenario
-        measured = self.measured
         kind = self._measured_only(self.kind)
         counts = metrics.kind_counts(kind)
         sent = int(kind.size)

@@ -149,7 +149,7 @@ def test_a_run_keeps_about_17_bytes_per_request():
         result = simrouter.simulate(scenario, seed=1)
         after_run, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        result.summary
+        _ = result.summary
         _, summary_peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

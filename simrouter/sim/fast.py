@@ -137,13 +137,11 @@ def run_open(router, schedule: list[tuple[float, float]], poisson: bool, gaps, k
     the times ``simrouter.workload.arrival_times`` gives), each from user ``keys()``.
     Returns (end time, [when arrivals stopped])."""
     send, settle = _router_calls(router)
-    sent = 0
     now = 0.0
     stopped = None
-    for now in arrival_times(schedule, poisson, gaps):
+    for sent, now in enumerate(arrival_times(schedule, poisson, gaps), 1):
         settle(now)
         send(keys(), now)
-        sent += 1
         if max_requests and sent >= max_requests:
             stopped = now
             break
