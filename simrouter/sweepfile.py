@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import Scenario, load_scenario
+from .config.loader import read_toml_file
 from .errors import ConfigError, unknown_key_message
 from .replications import check_count, check_metrics
 
@@ -89,16 +89,7 @@ class SweepSpec:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read sweep file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError("", f"{path} is not UTF-8 text (TOML files are UTF-8)") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    data = read_toml_file(path, "sweep file")
     return sweep_from_dict(data, base_dir=path.parent, default_name=path.stem)
 
 

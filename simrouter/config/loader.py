@@ -45,19 +45,24 @@ def _read_source(source: str | Path) -> tuple[dict, Path | None]:
     text_source = str(source)
     path = Path(text_source)
     if path.suffix == ".toml" or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("", f"cannot read scenario file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError("", f"{path} is not UTF-8 text (TOML files are UTF-8)") from None
-        return _parse_toml(text, str(path)), path.parent
+        return read_toml_file(path, "scenario file"), path.parent
     names = builtin_names()
     if text_source not in names:
         hint = unknown_key_message(text_source, names, "built-in scenarios")
         raise ConfigError("", f"no scenario file or built-in scenario named {text_source!r}: {hint.replace('unknown key in built-in scenarios', 'not a built-in')}")
     text = resources.files("simrouter.scenarios").joinpath(f"{text_source}.toml").read_text()
     return _parse_toml(text, text_source), None
+
+
+def read_toml_file(path: Path, what: str) -> dict:
+    """The TOML table in ``path``; ConfigError if it cannot be read or parsed (``what``: its role)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path} is not UTF-8 text (TOML files are UTF-8)") from None
+    return _parse_toml(text, str(path))
 
 
 def _parse_toml(text: str, origin: str) -> dict:
