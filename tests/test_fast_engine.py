@@ -157,3 +157,27 @@ def test_a_run_keeps_about_17_bytes_per_request():
     assert after_run < 17 * 1.13 * requests + 2**20  # array.array over-allocates by up to 1/8
     assert summary_peak - after_run < (8 + 4) * requests + 2 * 2**20
     assert math.isfinite(result.summary["latency_ms"]["p99"])
+
+
+def test_progress_ticks_are_monotonic_and_change_nothing(monkeypatch):
+    from simrouter.sim import fast
+
+    monkeypatch.setattr(fast, "TICK_MASK", 0xFF)  # tick every 256 requests on this small run
+    ticks = []
+    original = fast.run_open
+
+    def spy(router, schedule, poisson, gaps, keys, max_requests, tick=None):
+        def recording(now):
+            ticks.append(now)
+            if tick is not None:
+                tick(now)
+
+        return original(router, schedule, poisson, gaps, keys, max_requests, recording)
+
+    monkeypatch.setattr(fast, "run_open", spy)
+    with_bar = simrouter.simulate("breaker-failure", seed=3, progress=True)
+    monkeypatch.setattr(fast, "run_open", original)
+    without = simrouter.simulate("breaker-failure", seed=3)
+    assert json.dumps(with_bar.to_dict()) == json.dumps(without.to_dict())
+    assert len(ticks) == with_bar.summary["requests"]["sent"] // 256
+    assert ticks == sorted(ticks) and 0 < ticks[-1] <= with_bar.scenario.duration

@@ -27,7 +27,7 @@ def handle(args: argparse.Namespace) -> int:
     from ..sim import simulate
 
     scenario = load_scenario(args.scenario, args.overrides)
-    result = simulate_replicated(scenario, args) if replicated(args) else simulate(scenario, seed=args.seed)
+    result = simulate_replicated(scenario, args) if replicated(args) else simulate(scenario, seed=args.seed, progress=True)
     to_stdout = args.json is not None and str(args.json) == "-"
     if args.json is not None:
         write_json(result.to_dict(), args.json)

@@ -97,11 +97,17 @@ def _end_time(router) -> float:
     return done[-1] if done else 0.0
 
 
-def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at: float) -> tuple[float, list[float]]:
+# How many loop turns between two calls of a progress ``tick(now)`` (a power of 2, minus 1).
+TICK_MASK = 0x3FFF
+
+
+def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at: float, tick: Callable[[float], None] | None = None) -> tuple[float, list[float]]:
     """Closed users ``0 .. len(thinks)-1``: send, wait for the answer, think
     (``thinks[user]()``), ``requests`` times each (0: until ``stop_at``).
+    ``tick(now)`` is called now and then with the simulated time (progress).
     Returns (end time, when each user finished)."""
     send, settle = _router_calls(router)
+    turns = 0
     users = len(thinks)
     wakeups = [(0.0, user, user) for user in range(users)]
     order = count(users)
@@ -110,6 +116,9 @@ def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at
     now = 0.0
     while wakeups:
         now, _, user = heappop(wakeups)
+        turns += 1
+        if tick is not None and not turns & TICK_MASK:
+            tick(now)
         settle(now)
         if now >= stop_at:
             finished.append(now)
@@ -132,14 +141,16 @@ def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at
     return _end_time(router), finished
 
 
-def run_open(router, schedule: list[tuple[float, float]], poisson: bool, gaps, keys: Callable[[], int], max_requests: int) -> tuple[float, list[float]]:
+def run_open(router, schedule: list[tuple[float, float]], poisson: bool, gaps, keys: Callable[[], int], max_requests: int, tick: Callable[[float], None] | None = None) -> tuple[float, list[float]]:
     """Arrivals at piecewise-constant rates (``schedule`` = [(stage end, rate)], at
     the times ``simrouter.workload.arrival_times`` gives), each from user ``keys()``.
-    Returns (end time, [when arrivals stopped])."""
+    ``tick(now)``: as for ``run_closed``. Returns (end time, [when arrivals stopped])."""
     send, settle = _router_calls(router)
     now = 0.0
     stopped = None
     for sent, now in enumerate(arrival_times(schedule, poisson, gaps), 1):
+        if tick is not None and not sent & TICK_MASK:
+            tick(now)
         settle(now)
         send(keys(), now)
         if max_requests and sent >= max_requests:

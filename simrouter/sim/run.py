@@ -15,6 +15,7 @@ path is tested against.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +42,23 @@ def _uniform(rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.random(size)
 
 
-def simulate(scenario: Scenario | str | Path, seed: int = 1, overrides=(), replication: int = 0, replications: int | None = None, engine: str = "auto", **replication_options):
+def simulate(
+    scenario: Scenario | str | Path,
+    seed: int = 1,
+    overrides=(),
+    replication: int = 0,
+    replications: int | None = None,
+    engine: str = "auto",
+    progress: bool = False,
+    **replication_options,
+):
     """Simulate ``scenario`` (a Scenario, built-in name or TOML path) once -> ``RunResult``.
 
     With ``replications=R`` (or ``precision=``): replications 0..R-1 of the same
     seed -> ``ReplicatedResult``; ``replication_options`` go to
     ``simrouter.replications.replicate`` (precision, max_replications, executor ...).
-    ``engine``: see the module docstring."""
+    ``engine``: see the module docstring. ``progress``: a transient bar of simulated
+    time on standard error (the fast engine; replications count runs instead)."""
     if engine not in ENGINES:
         raise ConfigError("engine", f"expected one of {', '.join(ENGINES)}, got {engine!r}")
     if replications is not None or replication_options:
@@ -55,7 +66,7 @@ def simulate(scenario: Scenario | str | Path, seed: int = 1, overrides=(), repli
             raise ConfigError("engine", "only for a single run (without replications)")
         from ..replications import replicate
 
-        return replicate(scenario, seed=seed, overrides=overrides, replications=replications, **replication_options)
+        return replicate(scenario, seed=seed, overrides=overrides, replications=replications, progress=progress, **replication_options)
     scenario = load_scenario(scenario, overrides)
     started = time.perf_counter()
     env = simpy.Environment(initial_time=0.0)  # float time: a transition at the start is 0.0 on both engines
@@ -67,7 +78,8 @@ def simulate(scenario: Scenario | str | Path, seed: int = 1, overrides=(), repli
     breaker = build_breaker(scenario.breaker, rng(streams.BREAKER))
     router = build_router(env, scenario, breaker, recorder, rng, events=engine == "events")
     if isinstance(router, SimRouter):
-        end, finished = _run_fast(scenario, router, rng)
+        with _progress(scenario, progress) as tick:
+            end, finished = _run_fast(scenario, router, rng, tick)
     else:
         finished = _start_workload(env, scenario, router, rng)
         env.run()
@@ -119,13 +131,34 @@ def build_router(env: simpy.Environment, scenario: Scenario, breaker, recorder: 
     return PolicyRouter(core, retry, hedge, budget, jitter=VariateStream(_uniform, rng(streams.RETRY_JITTER)))
 
 
-def _run_fast(scenario: Scenario, router: SimRouter, rng) -> tuple[float, list[float]]:
+def _run_fast(scenario: Scenario, router: SimRouter, rng, tick=None) -> tuple[float, list[float]]:
     """The workload on the fast engine: (end time, when each user / the arrivals stopped)."""
     w = scenario.workload
     if w.model in ("closed", "sequential"):
-        return fast.run_closed(router, [stream.next for stream in _think_streams(scenario, rng)], w.requests_per_user, scenario.duration)
+        return fast.run_closed(router, [stream.next for stream in _think_streams(scenario, rng)], w.requests_per_user, scenario.duration, tick)
     gaps, keys = _arrival_streams(scenario, rng)
-    return fast.run_open(router, open_schedule(scenario), w.arrival == "poisson", gaps, keys.next, w.max_requests)
+    return fast.run_open(router, open_schedule(scenario), w.arrival == "poisson", gaps, keys.next, w.max_requests, tick)
+
+
+@contextmanager
+def _progress(scenario: Scenario, enabled: bool):
+    """``tick(now)`` for the fast engine: a bar of simulated seconds up to ``duration``
+    (a closed workload that runs out of requests ends early), or None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from ..report.progress import progress_bar
+
+    with progress_bar(scenario.duration, f"{scenario.name}: simulated s") as advance:
+        shown = 0.0
+
+        def tick(now: float) -> None:
+            nonlocal shown
+            now = min(now, scenario.duration)
+            advance(now - shown)
+            shown = now
+
+        yield tick
 
 
 def _start_workload(env: simpy.Environment, scenario: Scenario, router: PolicyRouter, rng) -> list[float]:
