@@ -106,7 +106,7 @@ def compare_configs(
     executor=None,
 ) -> Comparison:
     """Paired comparison of configurations ``a`` and ``b`` (Scenario, built-in name or TOML path)."""
-    metrics = list(DEFAULT_METRICS) if metrics is None else check_metrics(metrics, "--metric", indexed=False)
+    metrics = list(DEFAULT_METRICS) if metrics is None else check_metrics(metrics, "--metric", indexed=False, numeric=True)
     first = replicate(a, seed=seed, overrides=overrides_a, replications=replications, executor=executor)
     second = replicate(b, seed=seed, overrides=overrides_b, replications=replications, executor=executor)
     return Comparison(first, second, metrics, level)

@@ -57,10 +57,6 @@ class Distribution:
             high *= 2.0
         return float(brentq(lambda x: self.cdf(x) - p, 0.0, high, xtol=1e-12))
 
-    def scaled(self, factor: float) -> "Distribution":
-        """The same shape with every value multiplied by ``factor``."""
-        raise NotImplementedError
-
 
 @dataclass(frozen=True)
 class Constant(Distribution):
@@ -82,9 +78,6 @@ class Constant(Distribution):
     def quantile(self, p):
         return self.value
 
-    def scaled(self, factor):
-        return Constant(self.value * factor)
-
 
 @dataclass(frozen=True)
 class Exponential(Distribution):
@@ -102,9 +95,6 @@ class Exponential(Distribution):
 
     def cdf(self, x):
         return -math.expm1(-max(x, 0.0) / self.mean_s)
-
-    def scaled(self, factor):
-        return Exponential(self.mean_s * factor)
 
 
 @dataclass(frozen=True)
@@ -138,9 +128,6 @@ class Lognormal(Distribution):
     def spec(self):
         return {"dist": "lognormal", "median": self.median, "sigma": self.sigma}
 
-    def scaled(self, factor):
-        return Lognormal(self.median * factor, self.sigma)
-
 
 @dataclass(frozen=True)
 class Gamma(Distribution):
@@ -166,9 +153,6 @@ class Gamma(Distribution):
         shape = 1.0 / self.cv**2
         return float(gamma.cdf(x, shape, scale=self.mean_s / shape))
 
-    def scaled(self, factor):
-        return Gamma(self.mean_s * factor, self.cv)
-
 
 @dataclass(frozen=True, eq=False)
 class Empirical(Distribution):
@@ -188,9 +172,6 @@ class Empirical(Distribution):
         if self.source != "inline":
             return {"dist": "empirical", "file": self.source}
         return {"dist": "empirical", "values": self.values.tolist()}
-
-    def scaled(self, factor):
-        return Empirical(self.values * factor, f"{self.source} x {factor}")
 
     def cdf(self, x):
         return float(np.mean(self.values <= x))
@@ -227,9 +208,6 @@ class Mixture(Distribution):
 
     def spec(self):
         return {"dist": "mixture", "components": [{"weight": w, **c.spec()} for w, c in zip(self.weights, self.components)]}
-
-    def scaled(self, factor):
-        return Mixture(self.weights, tuple(c.scaled(factor) for c in self.components))
 
 
 DIST_NAMES = ("constant", "exponential", "lognormal", "gamma", "empirical", "mixture")

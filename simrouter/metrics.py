@@ -146,7 +146,7 @@ def breaker_recommendation(summary: dict, scenario) -> str:
     sent = max(requests["sent"], 1)
     if breaker["state"] != BreakerState.CLOSED.value:
         return "Breaker not closed at the end of the run: the backend is still failing or probes have not completed."
-    if breaker["trips"] and breaker["recovery_s"] is None and scenario.faults:
+    if breaker["recovered"] is False:
         return "Breaker tripped and did not stay closed after the fault: check the half-open probe settings."
     if breaker["recovery_s"] is not None and breaker["recovery_s"] >= targets.max_recovery_s:
         return f"Recovery {breaker['recovery_s']:.1f} s exceeds {targets.max_recovery_s:g} s: shorten the breaker's open wait or allow more half-open probes."
@@ -169,7 +169,3 @@ def failure_rate(kind: np.ndarray) -> float:
     if admitted == 0:
         return 0.0
     return float(failed) / admitted
-
-
-def success_mask(kind: np.ndarray) -> np.ndarray:
-    return kind == SUCCESS

@@ -101,30 +101,40 @@ def figures(summaries: Sequence[dict]) -> list[str]:
     return list(keys)
 
 
-def summary_keys() -> list[str]:
-    """Every dotted key a run's summary has (to validate metric names)."""
+def _empty_summary() -> dict:
+    """The flattened summary of a run without requests: every key, text keys as text."""
     from .result import RunResult
     from .policies.breaker import BreakerState
 
     empty = np.zeros(0)
     result = RunResult(Scenario(), 0, empty, empty, np.zeros(0, dtype=np.int8), [], BreakerState.CLOSED, 0.0, 0.0)
-    return list(flatten(result.summary))
+    return flatten(result.summary)
 
 
-def check_metrics(metrics: Iterable[str], field: str, indexed: bool = True) -> list[str]:
-    """``metrics`` if each names a summary key, else ConfigError naming ``field[.i]``."""
+def summary_keys() -> list[str]:
+    """Every dotted key a run's summary has (to validate metric names)."""
+    return list(_empty_summary())
+
+
+def check_metrics(metrics: Iterable[str], field: str, indexed: bool = True, numeric: bool = False) -> list[str]:
+    """``metrics`` if each names a summary key (``numeric``: not a text one such as
+    ``breaker.state``), else ConfigError naming ``field[.i]``."""
     from .errors import unknown_key_message
 
-    known = summary_keys()
+    known = _empty_summary()
     metrics = list(metrics)
     for index, metric in enumerate(metrics):
+        where = f"{field}.{index}" if indexed else field
         if metric not in known:
-            raise ConfigError(f"{field}.{index}" if indexed else field, unknown_key_message(metric, known, "the run summary"))
+            raise ConfigError(where, unknown_key_message(metric, list(known), "the run summary"))
+        if numeric and isinstance(known[metric], str):
+            raise ConfigError(where, f"{metric} is text, not a number; expected a numeric summary key such as latency_ms.p95")
     return metrics
 
 
-def _values(summaries: Sequence[dict], key: str) -> list:
-    return [flatten(s).get(key) for s in summaries]
+def _values(flat_summaries: Sequence[dict], key: str) -> list:
+    """``key``'s value in each flattened summary (None where it has none)."""
+    return [flat.get(key) for flat in flat_summaries]
 
 
 # ---------------------------------------------------------------- the mean summary
@@ -205,9 +215,13 @@ class ReplicatedResult:
     def replications(self) -> int:
         return len(self.summaries)
 
+    @cached_property
+    def _flat_summaries(self) -> list[dict]:
+        return [flatten(s) for s in self.summaries]
+
     def values(self, key: str) -> np.ndarray:
         """One value per replication of a dotted figure (NaN where it has none)."""
-        return np.array([np.nan if v is None else v for v in _values(self.summaries, key)], dtype=float)
+        return np.array([np.nan if v is None else v for v in _values(self._flat_summaries, key)], dtype=float)
 
     def interval(self, key: str, level: float = DEFAULT_LEVEL) -> Interval | None:
         """t-interval of ``key`` across the replications that have it."""
@@ -291,9 +305,10 @@ def watched_metrics(summaries: Sequence[dict]) -> list[str]:
 
 def achieved_precision(summaries: Sequence[dict], metrics: Sequence[str]) -> dict[str, float]:
     """Relative 95 % half-width per metric (metrics without any value are left out)."""
+    flat_summaries = [flatten(s) for s in summaries]
     achieved = {}
     for metric in metrics:
-        values = [v for v in _values(summaries, metric) if v is not None]
+        values = [v for v in _values(flat_summaries, metric) if v is not None]
         if values:
             achieved[metric] = relative_half_width(values)
     return achieved
@@ -329,7 +344,7 @@ def replicate(
         limit = DEFAULT_MAX_REPLICATIONS if max_replications is None else max_replications
         check_count(limit, "--max-replications", first)
         if precision_metrics is not None:
-            precision_metrics = check_metrics(precision_metrics, "--precision-metric", indexed=False)
+            precision_metrics = check_metrics(precision_metrics, "--precision-metric", indexed=False, numeric=True)
 
     started = time.perf_counter()
     round_size = max(1, getattr(executor, "_max_workers", 1) or 1) if executor is not None else 1
@@ -341,10 +356,11 @@ def replicate(
                 wanted = first if not summaries else min(limit, len(summaries) + round_size)
                 tasks = {r: (scenario, seed, r) for r in range(len(summaries), wanted)}
                 done = run_tasks(replication_summary, tasks, executor, on_done=lambda key, summary: advance())
+                unchecked = max(first, len(summaries) + 1)  # shorter prefixes were checked last round
                 summaries += [done[r] for r in sorted(done)]
                 if precision is None:
                     break
-                stop, report = _sequential_stop(summaries, first, limit, precision, precision_metrics)
+                stop, report = _sequential_stop(summaries, unchecked, limit, precision, precision_metrics)
                 if stop is not None:
                     summaries = summaries[:stop]
                     break
@@ -368,9 +384,9 @@ def check_count(value, field: str, minimum: int) -> None:
         raise ConfigError(field, f"expected a whole number >= {minimum}, got {value!r}")
 
 
-def _sequential_stop(summaries, first, limit, precision, metrics):
-    """(n to stop at or None, report) checking every prefix n >= first in order."""
-    for n in range(first, len(summaries) + 1):
+def _sequential_stop(summaries, start, limit, precision, metrics):
+    """(n to stop at or None, report) checking every prefix n >= start in order."""
+    for n in range(start, len(summaries) + 1):
         watched = list(metrics) if metrics is not None else watched_metrics(summaries[:n])
         achieved = achieved_precision(summaries[:n], watched)
         met = all(value <= precision for value in achieved.values())

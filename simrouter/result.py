@@ -21,7 +21,7 @@ from . import metrics
 from .config import Scenario
 from .outcomes import BACKEND_KINDS, KIND_NAMES, SUCCESS
 from .policies.breaker import BreakerState, Transition
-from .targets import evaluate_targets
+from .targets import all_passed, evaluate_targets
 from .warmup import WarmupChoice
 
 
@@ -37,7 +37,7 @@ class RunResult:
     transitions: list[Transition]
     final_state: BreakerState
     sim_time_s: float
-    backend_busy_s: float
+    backend_busy_s: float  # slot-seconds of service up to sim_time_s (not work left over after the run)
     replication: int = 0
     warmup: WarmupChoice | None = None  # how the warm-up was chosen (None: fixed, scenario.warmup)
     # Per logical request, from the policy path (None on the fast path: one attempt each).
@@ -114,6 +114,8 @@ class RunResult:
         counts = counts.reindex(columns=list(KIND_NAMES), fill_value=0).astype(int)
         admitted = frame[frame["outcome"].isin([KIND_NAMES[k] for k in BACKEND_KINDS])]
         quantiles = admitted.groupby("t_s")["latency_ms"].quantile([0.5, 0.95, 0.99]).unstack()
+        # No admitted request at all leaves no quantile column to name.
+        quantiles = quantiles.reindex(columns=[0.5, 0.95, 0.99])
         quantiles.columns = ["p50_ms", "p95_ms", "p99_ms"]
         series = counts.join(quantiles, how="left")
         series["rps"] = counts.sum(axis=1) / interval
@@ -186,7 +188,7 @@ class RunResult:
     @property
     def passed(self) -> bool:
         """True unless a checked target failed."""
-        return all(t["passed"] is not False for t in self.summary["targets"])
+        return all_passed(self.summary["targets"])
 
 
 def _masked_difference(a: np.ndarray, b: np.ndarray, mask: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:

@@ -67,7 +67,7 @@ class Point:
     scenario: Scenario
 
     def overrides(self) -> list[str]:
-        return [f"{key}={toml_value(value)}" for key, value in self.values.items()]
+        return _overrides(self.values)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def sweep_from_dict(data: dict, base_dir: Path | None = None, default_name: str 
     if not isinstance(name, str):
         raise ConfigError("name", f"expected a string, got {name!r}")
 
-    fixed = [f"{key}={toml_value(value)}" for key, value in _dotted(_table(data.get("set", {}), "set")).items()]
+    fixed = _overrides(_dotted(_table(data.get("set", {}), "set")))
     grid = _grid(_dotted(_table(data.get("grid", {}), "grid")))
     listed = _listed_points(data.get("points", [{}]))
     keys = list(dict.fromkeys([*(k for p in listed for k in p), *grid]))
@@ -126,7 +126,7 @@ def sweep_from_dict(data: dict, base_dir: Path | None = None, default_name: str 
     for listed_values, combination in itertools.product(listed, itertools.product(*grid.values())):
         values = {**listed_values, **dict(zip(grid, combination))}
         index = len(points)
-        overrides = [f"{key}={toml_value(value)}" for key, value in values.items()]
+        overrides = _overrides(values)
         try:
             # [set] and the point's values together: only the whole may need to be consistent.
             scenario = load_scenario(source, [*fixed, *overrides])
@@ -189,7 +189,9 @@ def _range(spec: dict, field: str) -> list:
     if isinstance(low, int) and isinstance(high, int) and (high - low) % (steps - 1) == 0:
         step = (high - low) // (steps - 1)
         return [low + i * step for i in range(steps)]
-    return [low + (high - low) * i / (steps - 1) for i in range(steps)]
+    # The last value is ``to`` itself: low + (high - low) can round past it (0.19 .. 1.0
+    # would end at 1.0000000000000002, which a probability field rejects).
+    return [low + (high - low) * i / (steps - 1) for i in range(steps - 1)] + [high]
 
 
 def _listed_points(points: Any) -> list[dict[str, Any]]:
@@ -199,6 +201,11 @@ def _listed_points(points: Any) -> list[dict[str, Any]]:
     for index, point in enumerate(points):
         listed.append(_dotted(_table(point, f"points.{index}")))
     return listed
+
+
+def _overrides(values: dict[str, Any]) -> list[str]:
+    """``--set`` items (``key=value``) for dotted keys and their values."""
+    return [f"{key}={toml_value(value)}" for key, value in values.items()]
 
 
 def toml_value(value: Any) -> str:

@@ -6,7 +6,8 @@ Each target reads one figure of a summary and compares it strictly:
 A target is *not checked* (``passed`` is None) when its threshold disables it
 (a max of ``inf``, a min of 0), when the figure does not exist (no latency
 sample), or, for recovery, when the scenario has no fault window or the breaker
-never tripped. A breaker that tripped and never re-closed fails recovery.
+never tripped. A breaker that tripped and never re-closed fails recovery
+(unless ``max_recovery_s = inf`` turns the target off).
 """
 
 from __future__ import annotations
@@ -60,10 +61,8 @@ def evaluate_targets(summary: dict, targets, has_faults: bool) -> list[TargetRes
     recovery = breaker["recovery_s"]
     if not has_faults or not breaker["recoveries"]:
         passed = None
-    elif recovery is None:
-        passed = False  # tripped, never came back
-    else:
-        passed = _compare(recovery, targets.max_recovery_s, "<")
+    else:  # a breaker that never came back took forever: fails any finite max
+        passed = _compare(math.inf if recovery is None else recovery, targets.max_recovery_s, "<")
     results.append(TargetResult("breaker_recovery", "breaker.recovery_s", "<", targets.max_recovery_s, recovery, passed, "s"))
     return results
 

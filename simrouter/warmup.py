@@ -82,7 +82,10 @@ def choose_warmup(sent: np.ndarray, done: np.ndarray, kind: np.ndarray) -> Warmu
     order = admitted[np.argsort(sent[admitted], kind="stable")]
     truncation = mser(done[order] - sent[order])
     seconds = float(sent[order[truncation.observations]]) if truncation.observations else 0.0
-    return WarmupChoice(seconds, METHOD, truncation.observations, truncation.reliable)
+    # Requests sent at the same instant as the first one kept are kept too (the
+    # warm-up excludes sends strictly before it), so count what is really deleted.
+    deleted = int(np.searchsorted(sent[order], seconds, side="left"))
+    return WarmupChoice(seconds, METHOD, deleted, truncation.reliable)
 
 
 def resolve_warmup(scenario, sent: np.ndarray, done: np.ndarray, kind: np.ndarray):

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from .. import interrupts
 from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options
-
-TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
+from .serve import TOKEN_ENV
 
 
 def register(subparsers) -> None:

@@ -8,7 +8,6 @@ accepts.
 
 from ..errors import ConfigError
 from .loader import (
-    BUILTIN_SCENARIOS,
     apply_overrides,
     builtin_names,
     load_scenario,
@@ -45,7 +44,6 @@ from .sections import (
 
 __all__ = [
     "BREAKER_PRESETS",
-    "BUILTIN_SCENARIOS",
     "DEFAULT_LATENCY",
     "LIMITER_DEFAULTS",
     "MAX_REQUESTS",

@@ -25,8 +25,6 @@ from .sections import OneOf, Scenario, Warmup
 
 # ---------------------------------------------------------------- loading
 
-BUILTIN_SCENARIOS = ("baseline", "concurrent", "rate-limit-stress", "breaker-failure", "retry-storm")
-
 
 def builtin_names() -> list[str]:
     files = resources.files("simrouter.scenarios")

@@ -33,7 +33,8 @@ from ..sim import streams
 from ..sim.backend import ServiceModel
 
 
-def _uniform(rng: np.random.Generator, size: int) -> np.ndarray:
+def uniform(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` uniform [0, 1) draws (a ``VariateStream`` source)."""
     return rng.random(size)
 
 
@@ -49,14 +50,17 @@ class StandInBackend:
         # The simulation's streams for the same seed: common random numbers with `simulate`.
         self._streams = (
             VariateStream(config.latency.sample, streams.stream(seed, 0, streams.LATENCY)),
-            VariateStream(_uniform, streams.stream(seed, 0, streams.BACKEND_OUTCOME)),
-            VariateStream(_uniform, streams.stream(seed, 0, streams.FAULT_OUTCOME)),
+            VariateStream(uniform, streams.stream(seed, 0, streams.BACKEND_OUTCOME)),
+            VariateStream(uniform, streams.stream(seed, 0, streams.FAULT_OUTCOME)),
         )
         self._waiting: deque[asyncio.Future] = deque()
         self._faults: list = []
         self._model = ServiceModel(config, [], *self._streams)
         self.busy = 0
-        self.busy_time = 0.0
+        # Busy seconds = _ended_busy + (busy x now - _started_sum): service time of the
+        # calls that ended, plus the part of each call in service that has elapsed.
+        self._ended_busy = 0.0
+        self._started_sum = 0.0  # start times of the calls in service, summed
 
     @property
     def queued(self) -> int:
@@ -71,6 +75,14 @@ class StandInBackend:
     def faults(self) -> list:
         return list(self._faults)
 
+    def busy_time(self) -> float:
+        """Slot-seconds of service elapsed so far (since the last ``restart_busy_time``)."""
+        return self._ended_busy + self.busy * self._clock() - self._started_sum
+
+    def restart_busy_time(self) -> None:
+        """Count busy time from now on (the calls in service count only their remaining part)."""
+        self._ended_busy = self._started_sum - self.busy * self._clock()
+
     def submit(self) -> asyncio.Future | None:
         """A future that gets the outcome code when service ends; None if the queue is full."""
         future = self._loop.create_future()
@@ -84,11 +96,14 @@ class StandInBackend:
         return future
 
     def _start(self, future: asyncio.Future) -> None:
-        service, outcome = self._model.serve(self._clock())
-        self.busy_time += service
-        self._loop.call_later(service, self._finish, future, outcome)
+        start = self._clock()
+        service, outcome = self._model.serve(start)
+        self._started_sum += start
+        self._loop.call_later(service, self._finish, future, outcome, start, service)
 
-    def _finish(self, future: asyncio.Future, outcome: int) -> None:
+    def _finish(self, future: asyncio.Future, outcome: int, start: float, service: float) -> None:
+        self._started_sum -= start
+        self._ended_busy += service
         if not future.done():
             future.set_result(outcome)
         if self._waiting:

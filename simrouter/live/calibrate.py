@@ -99,10 +99,9 @@ def _quantiles(dist: Distribution, probabilities) -> np.ndarray:
 
 def holdout_error(family: str, train: np.ndarray, test: np.ndarray) -> float:
     """KS distance of ``test`` to the family fitted on ``train``."""
-    fitted = fit_family(family, train)
     if family == "empirical":
         return float(scipy_stats.ks_2samp(test, train).statistic)
-    return float(scipy_stats.kstest(test, _cdf(fitted)).statistic)
+    return float(scipy_stats.kstest(test, _cdf(fit_family(family, train))).statistic)
 
 
 def cross_error(family: str, first: np.ndarray, second: np.ndarray) -> float:
@@ -146,7 +145,10 @@ def calibrate(sample_s, seed: int = 0, family: str = "auto") -> Calibration:
     or take ``family`` when given."""
     values = np.asarray(sample_s, dtype=float)
     values = values[np.isfinite(values)]
-    if values.size < MIN_SAMPLE or np.any(values <= 0):
+    not_positive = int(np.count_nonzero(values <= 0))
+    if not_positive:
+        raise ConfigError("sample", f"expected latencies > 0 (seconds), got {not_positive} of {values.size} <= 0")
+    if values.size < MIN_SAMPLE:
         raise ConfigError("sample", f"expected at least {MIN_SAMPLE} latencies > 0 (seconds), got {values.size} usable values")
     if family != "auto" and family not in FAMILIES:
         raise ConfigError("--family", f"expected auto or one of {', '.join(FAMILIES)}, got {family!r}")
@@ -180,10 +182,10 @@ def read_sample(path: Path, unit: str = "s") -> tuple[np.ndarray, dict | None]:
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
-            sample = data["live"]["latency_sample_s"]
+            sample = np.asarray(data["live"]["latency_sample_s"], dtype=float)
         except (ValueError, KeyError, TypeError):
-            raise ConfigError("--from", f"{path} is not a live run's JSON (simrouter live --json): no live.latency_sample_s") from None
-        return np.asarray(sample, dtype=float), data.get("config")
+            raise ConfigError("--from", f"{path} is not a live run's JSON (simrouter live --json): no list of numbers live.latency_sample_s") from None
+        return sample, data.get("config")
     if unit not in ("s", "ms"):
         raise ConfigError("--unit", f"expected s or ms, got {unit!r}")
     try:

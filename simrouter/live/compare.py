@@ -13,14 +13,17 @@
    difference ``(live - mean) / |mean|`` and ``inside`` (live within the
    prediction interval).
 
-When the service was started here, the live run draws the same backend random
-numbers as simulated replication 0 (same seed, same streams: common random
-numbers), so ``sim_paired`` (replication 0's figure) differs from the live one
+The live generator runs with ``seed`` (``options.seed`` is replaced): its
+arrivals, keys and think times are replication 0's. When the service was
+started here, it also draws the same backend random numbers as simulated
+replication 0 (same seed, same streams: common random numbers), so
+``sim_paired`` (replication 0's figure) differs from the live one
 by what the real clock adds (HTTP, event loop, timers), not by chance.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import secrets
@@ -172,7 +175,7 @@ def serve_subprocess(scenario: Scenario, seed: int = 1, admin_token: str | None 
     token = admin_token or secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="simrouter-compare-") as folder:
         config = Path(folder) / "scenario.toml"
-        config.write_text(scenario_toml(scenario.to_dict(), "written by simrouter compare"))
+        config.write_text(scenario_toml(_absolute_files(scenario.to_dict()), "written by simrouter compare"))
         command = [sys.executable, "-m", "simrouter", "serve", "--config", str(config), "--port", "0", "--seed", str(seed)]
         env = {**os.environ, "SIMROUTER_ADMIN_TOKEN": token}
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -188,6 +191,19 @@ def serve_subprocess(scenario: Scenario, seed: int = 1, admin_token: str | None 
                     process.wait()
             process.stdout.close()
             process.stderr.close()
+
+
+def _absolute_files(value):
+    """A scenario dict with every empirical distribution's ``file`` made absolute: the
+    copy is read from another folder, and a relative path was relative to this one."""
+    if isinstance(value, list):
+        return [_absolute_files(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    value = {k: _absolute_files(v) for k, v in value.items()}
+    if value.get("dist") == "empirical" and "file" in value:
+        value["file"] = str(Path(value["file"]).resolve())
+    return value
 
 
 def _read_url(process: subprocess.Popen) -> str:
@@ -218,11 +234,10 @@ def compare(
         raise ConfigError("--replications", f"expected at least 2 (an interval needs two runs), got {replications}")
     simulated = simulate(scenario, seed=seed, replications=replications)
     summaries = list(simulated.summaries)
-    options = options or LiveOptions(seed=seed)
+    options = dataclasses.replace(options or LiveOptions(), seed=seed)
     if target is None:
         with serve_subprocess(scenario, seed, options.admin_token) as (url, token):
-            options.admin_token = token
-            live = run_live(scenario, url, options)
+            live = run_live(scenario, url, dataclasses.replace(options, admin_token=token))
         paired = summaries[0]
         target = url
     else:

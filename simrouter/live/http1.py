@@ -11,7 +11,8 @@ aiohttp remains the client for ``https://`` targets and for ``--client aiohttp``
 
 Failures raise ``TargetError`` subclasses the generator maps to kinds:
 ``ConnectFailed`` (refused, unreachable), ``BrokenAnswer`` (reset, closed early,
-not HTTP); a request that gets no answer in time raises ``asyncio.TimeoutError``.
+not HTTP); a request that is not connected and answered within the timeout
+raises ``asyncio.TimeoutError``.
 Connections are closed after any failure, after ``Connection: close``, and after
 an answer delimited by the end of the connection.
 """
@@ -197,10 +198,12 @@ class Http1Pool:
             candidate = self._idle.pop()
             if candidate.reusable and not candidate.transport.is_closing():
                 connection = candidate
+        deadline = self._loop.time() + self._timeout  # one timeout for connecting and answering
         if connection is None:
-            connection = await self._connect()
+            # A listener whose backlog is full drops the SYN: connect() alone would wait minutes.
+            connection = await asyncio.wait_for(self._connect(), self._timeout)
         waiter = self._loop.create_future()
-        timer = self._loop.call_later(self._timeout, _time_out, waiter)
+        timer = self._loop.call_at(deadline, _time_out, waiter)
         try:
             connection.send(data, waiter)
             answer = await waiter

@@ -179,8 +179,8 @@ class LoadGenerator:
             self._url = self.target + SUBMIT_PATH
             self._pool = Http1Pool(self.target, self.options.timeout_for(self.scenario)) if self._fast else None
             self._exchange = self._exchange_fast if self._fast else self._exchange_aiohttp
-            self._t0 = self._loop.time()
             await self._inject_faults(session)
+            self._t0 = self._loop.time()  # after the injection: waiting for it must not make arrivals late
             self._install_signal_handlers()
             ticker = asyncio.create_task(self._show_progress()) if self.options.progress else None
             try:

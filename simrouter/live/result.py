@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import breaker_recommendation
-from ..outcomes import BACKEND_KINDS, SUCCESS
+from ..outcomes import SUCCESS
 from ..policies.breaker import BreakerState, Transition
 from ..result import RunResult
 from ..targets import evaluate_targets
@@ -61,7 +61,7 @@ class LiveResult(RunResult):
     def latencies(self, corrected: bool = True) -> np.ndarray:
         """Seconds from the intended (or, ``corrected=False``, actual) send to the answer,
         for measured requests admitted to the backend."""
-        mask = self.measured & np.isin(self.kind, BACKEND_KINDS)
+        mask = self._measured_admitted()
         start = self.sent if corrected else self.actual
         return self.done[mask] - start[mask]
 
@@ -101,9 +101,7 @@ class LiveResult(RunResult):
         corrected = hdr.histogram(self.latencies(corrected=True))
         uncorrected = hdr.histogram(self.latencies(corrected=False))
         summary["latency_ms"] = _like_simulation(hdr.stats(corrected))
-        window = self.latencies(corrected=True)
-        order = np.argsort(self.done[self.measured & np.isin(self.kind, BACKEND_KINDS)], kind="stable")
-        summary["latency_ms_window"] = _like_simulation(hdr.stats(hdr.histogram(window[order][-self.scenario.metrics.window :])))
+        summary["latency_ms_window"] = _like_simulation(hdr.stats(hdr.histogram(self.window_latencies(self.scenario.metrics.window))))
         summary["breaker"]["avg_response_ms"] = summary["latency_ms"]["avg"]
 
         target = self.target_metrics

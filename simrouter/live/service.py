@@ -64,13 +64,14 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from ..config import FaultWindow, Scenario, scenario_from_dict
+from ..distributions import VariateStream
 from ..errors import ConfigError
 from ..metrics import Recorder
 from ..outcomes import BREAKER_REJECTED, FAILURE, KIND_NAMES, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT, VALIDATION
 from ..policies import build_breaker, build_limiter
 from ..result import RunResult, strict_json
 from ..sim import streams
-from .backend import StandInBackend
+from .backend import StandInBackend, uniform
 
 MAX_BODY = 64 * 1024
 SUBMIT_FIELDS = ("user", "prompt")
@@ -121,12 +122,12 @@ class RouterService:
         self._limiter_waits = getattr(self.limiter, "delays", False) or getattr(self.limiter, "holds", False)
         self.recorder = Recorder()
         self.fault_history: list[FaultWindow] = []
-        self._validation = streams.stream(self.seed, 0, streams.VALIDATION).random
-        self._validation_buffer: list[float] = []
+        # In the order the simulation draws them: common random numbers with replication 0.
+        self._validation = VariateStream(uniform, streams.stream(self.seed, 0, streams.VALIDATION)).next
         self._epoch_offset = self.now()  # metrics after a reset start here
         if self._backend is not None:
             self._backend.set_faults([])
-            self._backend.busy_time = 0.0
+            self._backend.restart_busy_time()
 
     def _backend_for(self, loop: asyncio.AbstractEventLoop) -> StandInBackend:
         if self._backend is None:
@@ -135,11 +136,7 @@ class RouterService:
 
     def _injected_validation(self) -> bool:
         p = self.scenario.backend.failures.validation
-        if not p:
-            return False
-        if not self._validation_buffer:
-            self._validation_buffer = self._validation(4096).tolist()
-        return self._validation_buffer.pop() < p
+        return bool(p) and self._validation() < p
 
     # -- the router
 
@@ -208,7 +205,7 @@ class RouterService:
         backend = self._backend_for(asyncio.get_running_loop())
         future = backend.submit()
         if future is None:
-            self._record(FAILURE, sent, now, epoch)
+            self._record(breaker, FAILURE, sent, now, epoch)
             return self._answer(QUEUE_FULL, sent, now)
         timeout = self.scenario.router.timeout
         timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if math.isfinite(timeout) else None
@@ -216,14 +213,15 @@ class RouterService:
         if timer is not None:
             timer.cancel()
         done = self.now()
-        self._record(outcome, sent, done, epoch)
+        self._record(breaker, outcome, sent, done, epoch)
         return self._answer(outcome, sent, done)
 
-    def _record(self, outcome: int, sent: float, done: float, epoch: int) -> None:
+    def _record(self, breaker, outcome: int, sent: float, done: float, epoch: int) -> None:
+        """The outcome goes to the breaker that admitted the call (a reset since then replaced it)."""
         if self._record_takes_duration:
-            self.breaker.record(outcome, done, epoch, duration=done - sent)
+            breaker.record(outcome, done, epoch, duration=done - sent)
         else:
-            self.breaker.record(outcome, done, epoch)
+            breaker.record(outcome, done, epoch)
 
     async def _read_key(self, request: web.Request):
         """The limiter key, or ``_Malformed(reason)``."""
@@ -257,7 +255,8 @@ class RouterService:
         scenario = dataclasses.replace(
             self.scenario, warmup=self._epoch_offset, duration=max(now, self._epoch_offset + 1e-9), faults=list(self.fault_history)
         )
-        backend = self._backend
+        busy = self._backend.busy_time() if self._backend else 0.0
+        since_reset = now - self._epoch_offset
         return RunResult(
             scenario=scenario,
             seed=self.seed,
@@ -266,8 +265,9 @@ class RouterService:
             kind=kind,
             transitions=list(self.breaker.transitions),
             final_state=self.breaker.state,
-            sim_time_s=now - self._epoch_offset,
-            backend_busy_s=backend.busy_time if backend else 0.0,
+            sim_time_s=now,  # the run's end on the service clock, as its transitions and faults
+            # Utilization is busy / (capacity x sim_time_s); busy counts since the reset, so scale it.
+            backend_busy_s=busy * now / since_reset if since_reset > 0 else 0.0,
         )
 
     def metrics(self) -> dict:

@@ -40,6 +40,7 @@ class RetryBudget:
 
     def deposit(self, now: float) -> None:
         """A logical request was sent at ``now``."""
+        self._expire(now)  # else a run without retries keeps every send time
         self._requests.append(now)
 
     def try_withdraw(self, now: float) -> bool:

@@ -155,18 +155,11 @@ def _image(figure, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{encoded}">'
 
 
-def _value(value, unit: str) -> str:
-    """``_fmt``, with the mean of counts over replications (a float) to one decimal."""
-    if unit in ("count", "slots") and isinstance(value, float):
-        return f"{value:,.1f}"
-    return _fmt(value, unit)
-
-
 def _with_ci(summary: dict, path: str, unit: str) -> str:
-    text = _value(_get(summary, path), unit)
+    text = _fmt(_get(summary, path), unit)
     interval = (summary.get("ci95") or {}).get(path)
     if interval and None not in interval:
-        text += f" [{_value(interval[0], unit)}, {_value(interval[1], unit)}]"
+        text += f" [{_fmt(interval[0], unit)}, {_fmt(interval[1], unit)}]"
     return text
 
 
@@ -192,8 +185,8 @@ def _targets_table(summary: dict) -> str:
 
 def _errors_table(summary: dict) -> str:
     requests = summary["requests"]
-    body = [_cell(kind.replace("_", " ")) + _cell(_value(requests.get(kind, 0), "count")) + _cell(f"{share:.2%}") for kind, share in summary["error_rates"].items()]
-    errors = _value(requests["sent"] - requests["succeeded"], "count")
+    body = [_cell(kind.replace("_", " ")) + _cell(_fmt(requests.get(kind, 0), "count")) + _cell(f"{share:.2%}") for kind, share in summary["error_rates"].items()]
+    errors = _fmt(requests["sent"] - requests["succeeded"], "count")
     body.append(_cell("all errors", bold=True) + _cell(errors, bold=True) + _cell(f"{summary['error_rate']:.2%}", bold=True))
     return _table(["kind", "count", "share of sent"], body, "Errors")
 

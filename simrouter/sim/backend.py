@@ -110,3 +110,10 @@ class Backend:
         heapq.heapreplace(free_at, end)
         self.busy_time += service
         return end, outcome
+
+    def busy_time_until(self, t: float) -> float:
+        """Slot-seconds of service done by ``t``, for ``t`` at or after the last
+        admission: from then on every slot still busy stays busy until its last
+        call ends (only queued calls follow), so the work past ``t`` is what the
+        slots' free times exceed it by."""
+        return self.busy_time - sum(free - t for free in self._slots_free_at if free > t)

@@ -16,6 +16,7 @@ cancellations the two produce identical runs from the same streams.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable
 
@@ -42,7 +43,7 @@ class Job:
 class EventBackend:
     """FIFO multi-slot backend driven by completion events; supports ``cancel``."""
 
-    __slots__ = ("_env", "_capacity", "_queue_limit", "_service", "_busy", "_queue", "_waiting", "busy_time")
+    __slots__ = ("_env", "_capacity", "_queue_limit", "_service", "_busy", "_queue", "_waiting", "_idle_since", "busy_time")
 
     cancellable = True
 
@@ -54,6 +55,7 @@ class EventBackend:
         self._busy = 0  # slots in use
         self._queue: deque[Job] = deque()  # may hold cancelled jobs, skipped when reached
         self._waiting = 0  # jobs in the queue that are still waiting
+        self._idle_since = [0.0] * config.capacity  # a heap: the latest times a slot went idle, one per slot
         self.busy_time = 0.0
 
     def submit(self, now: float, on_done: Callable[[Job], None]) -> Job | None:
@@ -101,3 +103,11 @@ class EventBackend:
                 self._waiting -= 1
                 self._start(job, now)
                 return
+        heapq.heappushpop(self._idle_since, now)
+
+    def busy_time_until(self, t: float) -> float:
+        """Slot-seconds of service done by ``t``, for ``t`` at or after the last
+        submission and cancellation (as ``Backend.busy_time_until``). A slot idle
+        after ``t`` went idle for the last time, so the latest ``capacity`` idle
+        times hold every slot's end of work past ``t``."""
+        return self.busy_time - sum(idle - t for idle in self._idle_since if idle > t)

@@ -99,7 +99,7 @@ def simulate(
         final_state=breaker.state,
         sim_time_s=float(end),
         full_load_end_s=min(finished) if finished else float(end),
-        backend_busy_s=router.backend.busy_time,
+        backend_busy_s=router.backend.busy_time_until(end),
         **({} if isinstance(router, SimRouter) else router.columns()),
         wall_time_s=time.perf_counter() - started,
     )

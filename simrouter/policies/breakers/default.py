@@ -16,7 +16,9 @@ States and rules (time ``now`` is always passed in)::
 
 It honours epochs: an outcome recorded with an older epoch is ignored, so a slow
 call admitted while CLOSED cannot count as a half-open probe. Timeouts count as
-failures when ``count_timeouts`` is set, else they are ignored.
+failures when ``count_timeouts`` is set, else they are ignored (an ignored
+probe gives its half-open place back, as in resilience4j: otherwise probes that
+time out would leave the breaker HALF_OPEN and rejecting for good).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class CircuitBreaker(BreakerBase):
             return
         failed = self.counted_failure(outcome)
         if failed is None:
+            if self.state is BreakerState.HALF_OPEN and self._probes_admitted:
+                self._probes_admitted -= 1
             return
         if self.state is BreakerState.CLOSED:
             self._record_closed(failed, now)

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from .protocol import RateLimit
 
+# redis-cell counts integer nanoseconds; in float seconds a request sent exactly
+# on its theoretical arrival time can look a rounding error early.
+TIME_TOLERANCE = 1e-9
+
 
 class GCRA(RateLimit):
     """One key's GCRA state; ``throttle(now)`` also gives redis-cell's retry_after."""
@@ -38,7 +42,7 @@ class GCRA(RateLimit):
         tat = self._tat
         new = (tat if tat > now else now) + self._interval
         allow_at = new - self._tolerance
-        if allow_at > now:
+        if allow_at > now + TIME_TOLERANCE:
             return allow_at - now
         self._tat = new
         return 0.0

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from .protocol import RateLimit
 
+# Refill is float arithmetic: requests spaced exactly 1 / rate apart can find
+# 0.9999999999999998 tokens. A token short by less than this still counts.
+TOKEN_TOLERANCE = 1e-9
+
 
 class TokenBucket(RateLimit):
     """Continuous-refill token bucket; ``try_acquire(now)`` spends one token."""
@@ -34,7 +38,7 @@ class TokenBucket(RateLimit):
             tokens = self._tokens + elapsed * self.rate
             self._tokens = tokens if tokens < self.burst else self.burst
             self._last = now
-        if self._tokens >= 1.0:
+        if self._tokens >= 1.0 - TOKEN_TOLERANCE:
             self._tokens -= 1.0
             return True
         return False
