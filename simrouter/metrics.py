@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .outcomes import FAILURE, KIND_NAMES, SUCCESS, TIMEOUT
-from .policies.breaker import BreakerState, Transition
+from .policies.breakers import BreakerState, Transition
 
 PERCENTILES = (50, 90, 95, 99)
 

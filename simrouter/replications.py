@@ -104,7 +104,7 @@ def figures(summaries: Sequence[dict]) -> list[str]:
 def _empty_summary() -> dict:
     """The flattened summary of a run without requests: every key, text keys as text."""
     from .result import RunResult
-    from .policies.breaker import BreakerState
+    from .policies.breakers import BreakerState
 
     empty = np.zeros(0)
     result = RunResult(Scenario(), 0, empty, empty, np.zeros(0, dtype=np.int8), [], BreakerState.CLOSED, 0.0, 0.0)

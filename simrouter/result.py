@@ -20,7 +20,7 @@ import pandas as pd
 from . import metrics
 from .config import Scenario
 from .outcomes import BACKEND_KINDS, KIND_NAMES, SUCCESS
-from .policies.breaker import BreakerState, Transition
+from .policies.breakers import BreakerState, Transition
 from .targets import all_passed, evaluate_targets
 from .warmup import WarmupChoice
 

@@ -23,7 +23,7 @@ from simrouter.live.loadgen import LiveOptions, run_live
 from simrouter.live.result import LiveResult
 from simrouter.live.service import RouterService, ServiceThread, serving, start_service
 from simrouter.outcomes import FAILURE, SUCCESS, VALIDATION
-from simrouter.policies.breaker import BreakerState
+from simrouter.policies.breakers import BreakerState
 
 
 def quiet(name: str, *overrides: str):

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..metrics import breaker_recommendation
 from ..outcomes import SUCCESS
-from ..policies.breaker import BreakerState, Transition
+from ..policies.breakers import BreakerState, Transition
 from ..result import RunResult
 from ..targets import evaluate_targets
 from ..warmup import resolve_warmup

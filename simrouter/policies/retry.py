@@ -30,8 +30,6 @@ import numpy as np
 from ..outcomes import KIND_NAMES
 
 JITTERS = ("none", "full", "equal", "decorrelated")
-# Outcome kinds a client can retry (the names results use, simrouter.outcomes).
-RETRYABLE_KINDS = ("timeouts", "failures", "queue_full", "breaker_rejected", "rate_limited")
 
 
 class Backoff:
