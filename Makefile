@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-live clean
+.PHONY: install demo test bench bench-startup bench-live clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ test: install
 # Simulation speed and memory against a bare SimPy M/M/c queue (a few minutes; BENCH_ARGS=--quick for seconds).
 bench: install
 	$(PY) benchmarks/bench_sim.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_startup.py
+
+# Start-up: whole-process wall time of `simrouter run baseline` and `import simrouter` against `python -c pass` (~15 s).
+bench-startup: install
+	$(PY) benchmarks/bench_startup.py
 
 # The live generator's ceiling against Locust (needs nginx for the trivial target; falls back to a Python server).
 bench-live: install

@@ -86,13 +86,17 @@ for a light tail: in the fitted mixtures 0.5-0.8 % of requests average about
 (~-5 %) are the residual misfit.  The five figures do not pin ``c`` down
 (see the table), so the no-queueing mixture (``c >= 10``) is chosen.
 
-Run: ``python experiments/calibrate_default.py`` (under a minute on 2 idle
-cores; the (family, c) fits run in ``WORKERS`` processes and give the same
-results however many there are).
+Run: ``python experiments/calibrate_default.py`` (about a minute on 2 idle
+cores; the (family, c) fits run in ``--workers`` processes, default 2, and give
+the same results however many there are). ``--quick`` (what the tests run, a
+few seconds) shrinks everything (``QUICK``): 3 slot counts, ~20k requests per
+fit, one validation seed, short searches; its figures are noisy and only show
+that the pipeline works, not the calibration.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import heapq
 import time
@@ -120,6 +124,22 @@ N_VALIDATE = 2520 * 160            # ~403k requests per validation seed
 FIT_SEED = 20240601
 VALIDATION_SEEDS = (101, 202, 303)
 WORKERS = 2                        # processes for the (family, c) fits
+MAXFEV = 250                       # Nelder-Mead evaluations per start (mixture)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work one calibration does (``FULL``, or ``QUICK`` for tests)."""
+    c_values: tuple
+    n_fit: int
+    n_validate: int
+    validation_seeds: tuple
+    maxfev: int
+    starts: int | None = None      # mixture starts used (None: all)
+
+
+FULL = Sizes(tuple(C_VALUES), N_FIT, N_VALIDATE, VALIDATION_SEEDS, MAXFEV)
+QUICK = Sizes((4, 7, N_USERS), 2520 * 8, 2520 * 16, VALIDATION_SEEDS[:1], 40, starts=1)
 
 
 # --------------------------------------------------------------------------
@@ -314,8 +334,9 @@ def profiled(figs: np.ndarray):
     return np.exp(log_scale), float(np.sum((log_ratio - log_scale) ** 2))
 
 
-def fit(family: Family, c: int, draws: Draws):
-    """Best (shape, scale) of ``family`` for ``c`` slots on fixed draws."""
+def fit(family: Family, c: int, draws: Draws, maxfev: int = MAXFEV, starts: int | None = None):
+    """Best (shape, scale) of ``family`` for ``c`` slots on fixed draws
+    (``starts``: how many of the mixture's starting points; None: all)."""
     def loss(theta):
         resp, *_ = measure(family.unit_sample(np.atleast_1d(theta), draws), c)
         return profiled(dashboard(resp))[1]
@@ -327,9 +348,9 @@ def fit(family: Family, c: int, draws: Draws):
         theta = np.atleast_1d(res.x)
     else:
         runs = [optimize.minimize(loss, x0, method="Nelder-Mead",
-                                  options={"maxfev": 250, "xatol": 1e-3,
+                                  options={"maxfev": maxfev, "xatol": 1e-3,
                                            "fatol": 1e-7})
-                for x0 in family.starts]
+                for x0 in family.starts[:starts]]
         theta = min(runs, key=lambda r: r.fun).x
     resp, *_ = measure(family.unit_sample(theta, draws), c)
     scale, _ = profiled(dashboard(resp))
@@ -337,16 +358,17 @@ def fit(family: Family, c: int, draws: Draws):
 
 
 @functools.lru_cache(maxsize=None)
-def fitting_draws(stratified: bool) -> Draws:
+def fitting_draws(stratified: bool, n: int = N_FIT) -> Draws:
     """The fitting draws, built once per worker process."""
-    return Draws.make(N_FIT, FIT_SEED + int(stratified), stratified)
+    return Draws.make(n, FIT_SEED + int(stratified), stratified)
 
 
-def fit_case(family_name: str, c: int):
+def fit_case(family_name: str, c: int, sizes: Sizes = FULL):
     """One (family, c) fit; a top-level function so worker processes can run it."""
     family = next(f for f in FAMILIES if f.name == family_name)
     # Multi-shape searches use stratified mixture picks (see module docstring).
-    return fit(family, c, fitting_draws(stratified=bool(family.starts)))
+    draws = fitting_draws(stratified=bool(family.starts), n=sizes.n_fit)
+    return fit(family, c, draws, sizes.maxfev, sizes.starts)
 
 
 @dataclass
@@ -406,24 +428,29 @@ def self_check():
         assert np.allclose(fast[: slow.size], slow), f"simulator mismatch, c={c}"
 
 
-def main():
+def main(argv: list[str] | None = None) -> list[Result]:
+    parser = argparse.ArgumentParser(description="Calibrate the embedded default backend's latency model.")
+    parser.add_argument("--quick", action="store_true", help="a tiny calibration (seconds; used by the tests), not the real one")
+    parser.add_argument("--workers", type=int, default=WORKERS, help=f"worker processes for the fits (default {WORKERS})")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
     t0 = time.perf_counter()
     self_check()
-    validation_draws = [Draws.make(N_VALIDATE, s) for s in VALIDATION_SEEDS]
+    validation_draws = [Draws.make(sizes.n_validate, s) for s in sizes.validation_seeds]
 
     # c >= N_USERS never queues, so those c values share one fit.
-    cases = [(c, str(c)) for c in C_VALUES if c < N_USERS]
+    cases = [(c, str(c)) for c in sizes.c_values if c < N_USERS]
     cases.append((N_USERS, f"{N_USERS}-{max(C_VALUES)}"))
 
     results, fitted = [], {}
     stages = (FAMILIES[:2], FAMILIES[2:])     # simple families, then mixture
-    with ProcessPoolExecutor(max_workers=WORKERS) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for stage in stages:
             if any(r.passes for r in results):
                 break                         # a simpler family already fits
             jobs = [(family, c, label) for family in stage for c, label in cases]
             fits = pool.map(fit_case, [f.name for f, _, _ in jobs],
-                            [c for _, c, _ in jobs])
+                            [c for _, c, _ in jobs], [sizes] * len(jobs))
             for (family, c, label), (theta, scale) in zip(jobs, fits):
                 fitted[family.name, c] = theta, scale
                 results.append(validate(family, theta, scale, c,
@@ -434,7 +461,8 @@ def main():
           + f"; throughput {RPS_RANGE[0]:.0f}-{RPS_RANGE[1]:.0f} rps "
           f"(dashboard {DASHBOARD_RPS}, Little's law {N_USERS / TARGET[-1]:.1f})")
     print(f"Figures: ms (relative error vs target), pooled over "
-          f"{len(VALIDATION_SEEDS)} validation seeds x {N_VALIDATE} requests\n")
+          f"{len(sizes.validation_seeds)} validation seeds x {sizes.n_validate} requests"
+          + (" (--quick: not the calibration)" if args.quick else "") + "\n")
     print_table(results)
 
     simple = [r for r in results if r.family != "mixture"]
@@ -456,6 +484,7 @@ def main():
             print(format_figures("exact", figs)
                   + f", throughput {N_USERS / figs[-1]:.1f} rps")
     print(f"\nRuntime {time.perf_counter() - t0:.0f} s")
+    return results
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Public API
 ==========
 
 ================================  ==================================================
-``simulate(scenario, seed=1)``    run a scenario in simulated time -> ``RunResult``
+``simulate(scenario, seed=1)``    ONE run of a scenario in simulated time -> ``RunResult``
 ``load_scenario(name_or_path)``   a built-in scenario or TOML file -> ``Scenario``
 ``Scenario`` and its sections     typed, validated configuration (``config``)
 ``RunResult``                     raw columns, ``summary``, ``to_dict()``, DataFrames
@@ -19,12 +19,14 @@ Public API
                                   ``HystrixBreaker``, ``PollyBreaker`` (``policies.breakers``);
                                   their configs ``BreakerConfig``, ``*BreakerConfig``
 ``ConfigError``                   a bad configuration value, naming its field
-``simulate(..., replications=R)`` replications -> ``ReplicatedResult`` (means, ``ci95``);
-                                  ``replicate`` adds ``precision=`` (``replications``)
+``replicate(scenario, seed=1,``   many runs: replications 0..R-1 -> ``ReplicatedResult``
+``replications=R)``               (means, ``ci95``); ``precision=`` stops sequentially
+                                  (``replications``)
 ``compare_configs(a, b)``         paired differences under CRN -> ``Comparison``
 ``sweep(file, executor=...)``     a sweep file's tidy table (pandas); ``aggregate``
                                   gives its 95 % intervals (``sweeps``, ``sweepfile``);
                                   ``completed_runs(table, spec)`` -> ``sweep(done=)`` resumes
+                                  (loaded on first use: it imports pandas)
 ``t_interval``, ``mser``          output analysis (``stats``, ``warmup``)
 ``latency_figure(results)``       matplotlib Figures; also ``timeline_figure``,
                                   ``sweep_figure``, ``sweep_heatmap``, ``compare_figure``
@@ -34,6 +36,10 @@ Public API
                                   reference service; ``compare_live``, ``calibrate_latency``
                                   (``live``; loaded on first use: it imports aiohttp)
 ================================  ==================================================
+
+Importing the package loads numpy and SimPy, not pandas, matplotlib, scipy,
+rich or aiohttp: those load with the functions that use them (DataFrames,
+plots, dashboards, the live engine), so a plain run starts fast.
 """
 
 from .config import (
@@ -87,7 +93,6 @@ from .comparison import Comparison, compare_configs
 from .replications import ReplicatedResult, replicate
 from .stats import paired_t_interval, t_interval
 from .sweepfile import SweepSpec, load_sweep
-from .sweeps import aggregate, completed_runs, sweep
 from .warmup import mser
 
 __version__ = "0.1.0"
@@ -175,6 +180,9 @@ __all__ = [
     "serving",
 ]
 
+# Sweeps build pandas tables: imported on first use, so that a plain run does not load pandas.
+_SWEEP_NAMES = ("aggregate", "completed_runs", "sweep")
+
 # Plots and reports (simrouter.report), imported on first use: matplotlib is slow to import.
 _REPORT_NAMES = (
     "latency_figure",
@@ -191,6 +199,10 @@ __all__ += _REPORT_NAMES
 
 
 def __getattr__(name: str):
+    if name in _SWEEP_NAMES:
+        from . import sweeps
+
+        return getattr(sweeps, name)
     if name in _REPORT_NAMES:
         from . import report
 

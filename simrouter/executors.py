@@ -21,6 +21,11 @@ and the other tasks carry on.
 ``distributed.Client`` on ``address`` or, without one, on a new
 ``LocalCluster`` of ``workers`` single-threaded worker processes bound to
 127.0.0.1 with the web dashboard off. Dask is imported only when asked for.
+
+``worker_count(executor)`` is how many tasks an executor runs at once: the
+worker count ``open_executor`` opened it with, 1 for None (in this process),
+and otherwise ``os.cpu_count()`` (the standard pools' default). Callers use it
+only to size rounds of work, never to change a result.
 """
 
 from __future__ import annotations
@@ -28,14 +33,19 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
+import os
 import signal
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping
 
 from .errors import ConfigError
 
 EXECUTOR_KINDS = ("processes", "dask", "serial")
 
-__all__ = ["EXECUTOR_KINDS", "TasksInterrupted", "check_executor_options", "open_executor", "run_tasks"]
+__all__ = ["EXECUTOR_KINDS", "TasksInterrupted", "check_executor_options", "open_executor", "run_tasks", "worker_count"]
+
+# Executors opened here -> their worker count (weak: a shut-down executor drops out).
+_WORKERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class TasksInterrupted(KeyboardInterrupt):
@@ -87,6 +97,17 @@ def run_tasks(
         raise
 
 
+def worker_count(executor: cf.Executor | None) -> int:
+    """How many tasks ``executor`` runs at once (see the module docstring)."""
+    if executor is None:
+        return 1
+    try:
+        known = _WORKERS.get(executor)
+    except TypeError:  # not weakly referenceable
+        known = None
+    return known or os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def open_executor(kind: str = "processes", workers: int | None = None, address: str | None = None) -> Iterator[cf.Executor | None]:
     """An executor of ``kind`` (see the module docstring), shut down on exit."""
@@ -95,6 +116,7 @@ def open_executor(kind: str = "processes", workers: int | None = None, address: 
         yield None
     elif kind == "processes":
         pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+        _WORKERS[pool] = workers or os.cpu_count() or 1
         try:
             yield pool
         except BaseException:
@@ -103,7 +125,12 @@ def open_executor(kind: str = "processes", workers: int | None = None, address: 
         pool.shutdown(wait=True)
     else:
         with _dask_client(workers, address) as client:
-            yield client.get_executor()
+            executor = client.get_executor()
+            try:
+                _WORKERS[executor] = sum(client.nthreads().values()) or 1
+            except TypeError:  # not weakly referenceable
+                pass
+            yield executor
 
 
 def check_executor_options(kind: str, workers: int | None = None, address: str | None = None) -> None:

@@ -3,18 +3,26 @@
 ``Recorder`` keeps three compact columns per request (sent time, answer time,
 outcome code) in ``array.array`` buffers: no Python object per request.
 
-The summary functions read those columns:
+The summary functions read those columns. Which requests each figure describes
+(README, "Which requests each figure describes"; docs/figures.md):
 
-* latency percentiles (P50/P90/P95/P99, max, min, average, count) of requests
-  admitted to the backend (success, failure, timeout), exact over the measured
-  run (numpy's linear interpolation) and over a rolling window of the last
-  ``window`` answers, as the seed's 10,000-measurement window did;
-* throughput: answers per second (all outcomes) while the workload offered its
-  full load: from the end of warm-up until the first closed-loop user finished
-  (or open arrivals stopped). A fixed-count closed run ends with a ramp-down in
-  which fewer and fewer users are left; counting it would make throughput depend
-  on the slowest user's luck. ``overall_rps`` counts every answer up to the last;
-
+* latency (``latency_population``): every logical request that spent time, from
+  its first send to its final answer: any try reached the backend (its final
+  kind is success, failure or timeout) or it was answered later than it was
+  sent (retries waited, a limiter delayed it). A request whose last try was
+  rejected after earlier tries were served is in it. Percentiles (P50/P90/P95/P99,
+  max, min, average, count) are exact over the measured run (numpy's linear
+  interpolation) and over a rolling window of the last ``window`` answers;
+* throughput (``throughput``) over one window, from the end of warm-up until
+  the workload stopped offering its full load (the first closed-loop user
+  finished, or open arrivals stopped): ``offered_rps`` sends in the window,
+  ``rps`` answers in the window (all outcomes), ``goodput_rps`` successful
+  answers in the window, whatever the request's send time (an answer to a
+  request sent during warm-up counts: the backend did that work inside the
+  window). ``overall_rps`` counts every answer from the end of warm-up to the
+  last; ``throughput_window`` gives the window, which utilisation shares;
+* utilisation (``busy_slot_seconds``): slot-seconds of service inside a window,
+  exact, from each service's start and end;
 * error counts and rates by kind; ``error_rate`` is every non-success over sent;
 * recovery: for each fault window that tripped the breaker, the time from the
   window's end until the breaker last closed before the next fault (or the end
@@ -76,22 +84,50 @@ def latency_stats(latency_s: np.ndarray, overwrite: bool = False) -> dict:
     return {**{f"p{p}": float(v) for p, v in zip(PERCENTILES, values)}, **extremes}
 
 
-def throughput(done: np.ndarray, success: np.ndarray, start: float, full_load_end: float | None) -> dict:
-    """Answers per second over [start, full_load_end] (the sustained rate), and
-    over [start, last answer] (``overall_rps``); ``window_s`` is the former's length."""
+def throughput_window(done: np.ndarray, start: float, full_load_end: float | None) -> tuple[float, float]:
+    """(start, end) of the throughput window: from ``start`` (the end of warm-up)
+    to ``full_load_end``, or to the last answer when full load never ended after
+    ``start``. ``done``: every answer time of the run."""
     last = float(done.max()) if done.size else start
     end = full_load_end if full_load_end is not None and full_load_end > start else last
-    window = end - start
-    inside = done <= end
-    rps = float(inside.sum()) / window if window > 0 else 0.0
+    return start, max(end, start)
+
+
+def throughput(sent: np.ndarray, done: np.ndarray, success: np.ndarray, start: float, full_load_end: float | None) -> dict:
+    """Rates over ``throughput_window``: sends (``offered_rps``), answers of any
+    kind (``rps``, ``rpm``) and successful answers (``goodput_rps``, alias
+    ``success_rps``) inside it, whatever each request's send time; ``overall_rps``
+    is every answer from ``start`` to the last answer. Columns: every request of
+    the run (warm-up included), ``success`` a mask of successes."""
+    t0, t1 = throughput_window(done, start, full_load_end)
+    window = t1 - t0
+    answered = (done >= t0) & (done <= t1)
+    rate = (lambda count: float(count) / window) if window > 0 else (lambda count: 0.0)
+    rps = rate(np.count_nonzero(answered))
+    goodput = rate(np.count_nonzero(answered & success))
+    last = float(done.max()) if done.size else start
     overall = last - start
     return {
+        "offered_rps": rate(np.count_nonzero((sent >= t0) & (sent <= t1))),
         "rps": rps,
         "rpm": rps * 60.0,
-        "success_rps": float((success & inside).sum()) / window if window > 0 else 0.0,
-        "overall_rps": float(done.size) / overall if overall > 0 else 0.0,
+        "goodput_rps": goodput,
+        "success_rps": goodput,
+        "overall_rps": float(np.count_nonzero(done >= start)) / overall if overall > 0 else 0.0,
         "window_s": window,
     }
+
+
+def busy_slot_seconds(start: np.ndarray, end: np.ndarray, t0: float, t1: float, chunk: int = 1 << 16) -> float:
+    """Slot-seconds of service inside [t0, t1]: the sum over services of the
+    length of [start, end] intersected with [t0, t1] (exact; in chunks, so no
+    full-size temporaries)."""
+    total = 0.0
+    for first in range(0, start.size, chunk):
+        overlap = np.minimum(end[first : first + chunk], t1)
+        overlap -= np.maximum(start[first : first + chunk], t0)
+        total += float(overlap[overlap > 0].sum())
+    return total
 
 
 def kind_counts(kind: np.ndarray) -> dict[str, int]:
@@ -100,9 +136,18 @@ def kind_counts(kind: np.ndarray) -> dict[str, int]:
 
 
 def backend_mask(kind: np.ndarray) -> np.ndarray:
-    """Requests admitted to the backend (one byte per request: ``np.isin`` would
-    widen the codes to int64 first)."""
+    """Requests whose final try was admitted to the backend (one byte per request:
+    ``np.isin`` would widen the codes to int64 first)."""
     return (kind == SUCCESS) | (kind == TIMEOUT) | (kind == FAILURE)
+
+
+def latency_population(sent: np.ndarray, done: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Mask of the logical requests that spent time, the population of every
+    latency figure: a try reached the backend (``kind`` is success, timeout or
+    failure) or the answer came later than the first send (retries waited, a
+    limiter delayed it). Left out: requests answered at once by the router
+    (rate limited, validation, breaker, queue full on their only try)."""
+    return backend_mask(kind) | (done > sent)
 
 
 @dataclass(frozen=True)

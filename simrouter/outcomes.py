@@ -1,8 +1,13 @@
 """What can happen to one request, as small integer codes (cheap to record).
 
-Only ``SUCCESS``, ``TIMEOUT`` and ``FAILURE`` reach the backend; their latency
-is what the latency percentiles describe. The others are answered by the router
-at once. ``KIND_NAMES`` gives each code its name in results (``requests.*``).
+A logical request (one workload send, whatever retries or hedges it took)
+keeps the kind of its final answer. ``SUCCESS``, ``TIMEOUT`` and ``FAILURE``
+mean the final try reached the backend; the others are answered by the router
+at once. The latency figures do not select by kind alone: they describe every
+request that spent time (``metrics.latency_population``: a final kind in
+``BACKEND_KINDS``, or an answer later than the first send, e.g. a request
+whose tries were served, failed and whose last retry was then rejected by the
+breaker). ``KIND_NAMES`` gives each code its name in results (``requests.*``).
 """
 
 SUCCESS = 0
@@ -23,5 +28,5 @@ KIND_NAMES = (
     "queue_full",
 )
 
-# Outcomes of requests admitted to the backend (they have a meaningful latency).
+# Final outcomes of a try admitted to the backend.
 BACKEND_KINDS = (SUCCESS, TIMEOUT, FAILURE)

@@ -6,68 +6,101 @@ the same seed. Each replication draws from its own streams
 so replications are independent, and two configurations run with the same seed
 see the same draws replication by replication (common random numbers).
 
-The result, ``ReplicatedResult``, keeps each replication's summary and offers:
+The result, ``ReplicatedResult``, keeps each replication's summary (and its
+latency samples) and offers:
 
 * ``summary``: a summary of the same shape as one run's, where
   - every number is the **mean across replications** of that number (over the
     replications where it exists; ``breaker.recovery_s`` is None when any
-    replication's breaker never re-closed, as a single run reports it);
+    replication's breaker never re-closed, as a single run reports it),
+    EXCEPT the latency percentiles ``latency_ms.p50/p90/p95/p99``: they are the
+    percentile of **all replications' latency samples pooled**, the P99 of the
+    latency distribution a planner reads (``stats.quantile_interval``);
   - a flag or state is the common value, or when replications disagree: False
     for flags (not true in every replication), the most frequent for text;
   - ``breaker.transitions`` is empty (each replication's are in
     ``replications_detail``), ``breaker.recoveries`` has one entry per fault
-    window with the mean recovery;
-  - ``targets`` and the breaker recommendation are evaluated **on the means**;
-  - plus ``replications`` (how many), ``ci95`` (dotted key -> [low, high], the
-    Student-t 95 % interval across replications, for every figure that is a
-    number in some replication; None with fewer than two values, or when the
-    mean is None) and, with sequential stopping, ``precision``.
+    window with the mean recovery, and ``breaker.never_recovered`` counts the
+    replications whose breaker tripped and never re-closed (``count``,
+    ``fraction`` of all replications, ``tripped``);
+  - ``targets`` and the breaker recommendation are evaluated on these figures;
+  - plus ``replications`` (how many), ``ci95`` (dotted key -> [low, high], for
+    every figure that is a number in some replication: the Student-t 95 %
+    interval of the per-replication values, and for the latency percentiles the
+    sectioning interval around the pooled percentile; None with fewer than two
+    values, or when the figure is None) and, with sequential stopping,
+    ``precision``.
 * ``to_dict()``: that summary, ``replications_detail`` (each replication's
   summary) and ``config``: the JSON ``simrouter run --replications`` writes.
 * ``to_frame()``: one row per replication, one column per dotted figure;
-  ``intervals()``: one row per figure with mean, ci_low, ci_high, half_width, n.
+  ``intervals()``: one row per figure with its point estimate (``mean``),
+  ci_low, ci_high, half_width, n.
 
-Sequential stopping (``precision=0.05``): start with ``replications`` (default
-``MIN_SEQUENTIAL``), add one at a time until, for every metric watched, the 95 %
-half-width is at most ``precision`` times |mean|, or ``max_replications`` have
-run. The metrics watched are those of the targets the runs check (or
-``precision_metrics``); a metric no replication has a value for is skipped.
-With an executor, replications run in rounds of its worker count; the stopping
-point is still decided replication by replication, in order, so it does not
-depend on the executor (extra replications of the last round are discarded).
+``warmup = "auto"``: all replications share ONE truncation point, chosen by
+MSER-5 on their response-time series averaged across replications
+(``warmup.choose_shared_warmup``, never past the first fault or stage change).
+The replications run twice: once for their series, then with that warm-up
+fixed (a run does not depend on its warm-up, only its figures do). With
+sequential stopping the warm-up is chosen on the first ``replications`` (n0)
+and kept for the ones added. ``compare_configs`` chooses one for both sides.
+
+Sequential stopping (``precision=gamma``): Law & Kelton's procedure. Start with
+``replications`` (n0, default ``DEFAULT_FIRST_SEQUENTIAL``, at least
+``stats.MIN_SEQUENTIAL``), add one at a time until, for every metric watched,
+the 95 % half-width is at most ``gamma / (1 + gamma)`` times the point estimate
+(``stats.precision_reached``), or ``max_replications`` have run:
+``precision.converged`` is False then. The metrics watched are those of the
+targets the runs check (or ``precision_metrics``); a metric no replication has
+a value for is skipped. With an executor, replications run in rounds of its
+worker count (``executors.worker_count``); the stopping point is still decided
+replication by replication, in order, so it does not depend on the executor
+(extra replications of the last round are discarded).
+
+``on_replication(done, planned)``, if given, is called after each replication
+finishes (``planned``: the most that can run): the caller draws progress.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .config import Scenario, load_scenario
 from .errors import ConfigError
-from .executors import TasksInterrupted, run_tasks
-from .report.progress import progress_bar
-from .stats import DEFAULT_LEVEL, Interval, relative_half_width, t_interval
+from .executors import TasksInterrupted, run_tasks, worker_count
+from .metrics import PERCENTILES
+from .stats import DEFAULT_LEVEL, MIN_SEQUENTIAL, Interval, corrected_precision, quantile_interval, sequential_stop, t_interval
+from .warmup import BinnedSeries, WarmupChoice, binned_response_times, choose_shared_warmup, send_time_grid, warmup_cap
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: a plain run does not load it
+    import pandas as pd
 
 DEFAULT_REPLICATIONS = 10
-MIN_SEQUENTIAL = 5
+DEFAULT_FIRST_SEQUENTIAL = 20  # n0 of sequential stopping (Law & Kelton ask for >= 10)
 DEFAULT_MAX_REPLICATIONS = 100
 # Identify a run, they are not figures to average.
 NOT_FIGURES = ("seed", "replication")
+# The figures that are quantiles of the latency distribution: pooled, with sectioning intervals.
+QUANTILE_FIGURES = {f"latency_ms.p{p}": p / 100.0 for p in PERCENTILES}
 
 __all__ = [
+    "QUANTILE_FIGURES",
     "ReplicatedResult",
+    "ReplicationOutput",
     "ReplicationsInterrupted",
     "figures",
     "flatten",
     "replicate",
+    "shared_warmup",
     "summary_keys",
 ]
 
@@ -181,20 +214,52 @@ def _mean_recoveries(summaries: Sequence[dict]) -> list[dict]:
     return merged
 
 
-def mean_summary(summaries: Sequence[dict], scenario: Scenario) -> dict:
-    """The summary of means (module doc), targets evaluated on the means."""
+def _never_recovered(summaries: Sequence[dict]) -> dict:
+    """Replications whose breaker tripped and never re-closed: a result, not missing data."""
+    tripped = sum(1 for s in summaries if s["breaker"]["recovered"] is not None)
+    never = sum(1 for s in summaries if s["breaker"]["recovered"] is False)
+    return {"count": never, "fraction": never / len(summaries) if summaries else 0.0, "tripped": tripped}
+
+
+def pooled_quantiles(samples: Sequence[np.ndarray]) -> dict[str, float | None]:
+    """``QUANTILE_FIGURES`` of all ``samples`` pooled (milliseconds; None without any)."""
+    parts = [part for part in samples if len(part)]
+    if not parts:
+        return {key: None for key in QUANTILE_FIGURES}
+    pooled = np.concatenate(parts)
+    values = np.percentile(pooled, [100.0 * q for q in QUANTILE_FIGURES.values()])
+    return {key: float(value) for key, value in zip(QUANTILE_FIGURES, values)}
+
+
+def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples: Sequence[np.ndarray] | None = None) -> dict:
+    """The summary of means (module doc; latency percentiles pooled from
+    ``latency_samples``, when given), targets evaluated on it."""
     from .metrics import breaker_recommendation
     from .targets import evaluate_targets
 
     summary = _mean_tree(list(summaries))
     summary["replication"] = None
+    if latency_samples is not None:
+        for key, value in pooled_quantiles(latency_samples).items():
+            summary["latency_ms"][key.split(".", 1)[1]] = value
     breaker = summary["breaker"]
     if any(s["breaker"]["recovered"] is False for s in summaries):
         breaker["recovery_s"] = None
     breaker["recoveries"] = _mean_recoveries(summaries)
+    breaker["never_recovered"] = _never_recovered(summaries)
     breaker["recommendation"] = breaker_recommendation(summary, scenario)
     summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, bool(scenario.faults))]
     return summary
+
+
+def figure_interval(flat_summaries: Sequence[dict], latency_samples: Sequence[np.ndarray] | None, key: str, level: float = DEFAULT_LEVEL) -> Interval | None:
+    """The interval ``ci95`` reports for ``key`` over these replications: sectioning
+    around the pooled quantile for ``QUANTILE_FIGURES`` (when samples are kept),
+    else the t-interval of the replications that have a value."""
+    if key in QUANTILE_FIGURES and latency_samples is not None:
+        return quantile_interval(latency_samples, QUANTILE_FIGURES[key], level)
+    values = np.array([v for v in _values(flat_summaries, key) if v is not None], dtype=float)
+    return t_interval(values, level)
 
 
 # ---------------------------------------------------------------- the result
@@ -210,6 +275,9 @@ class ReplicatedResult:
     precision: dict | None = None  # the sequential-stopping report, if used
     interrupted: bool = False  # Ctrl-C: only the replications completed before it
     wall_time_s: float = field(default=0.0, compare=False)
+    # Each replication's latency samples (ms, the latency population after warm-up):
+    # the pooled percentiles and their sectioning intervals. None: not kept.
+    latency_samples: list[np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def replications(self) -> int:
@@ -224,13 +292,13 @@ class ReplicatedResult:
         return np.array([np.nan if v is None else v for v in _values(self._flat_summaries, key)], dtype=float)
 
     def interval(self, key: str, level: float = DEFAULT_LEVEL) -> Interval | None:
-        """t-interval of ``key`` across the replications that have it."""
-        values = self.values(key)
-        return t_interval(values[~np.isnan(values)], level)
+        """The interval of ``key`` (``figure_interval``): for a latency percentile,
+        around the pooled percentile; else the t-interval across the replications."""
+        return figure_interval(self._flat_summaries, self.latency_samples, key, level)
 
     @cached_property
     def summary(self) -> dict:
-        summary = mean_summary(self.summaries, self.scenario)
+        summary = mean_summary(self.summaries, self.scenario, self.latency_samples)
         ci95 = {}
         flat = flatten(summary)
         for key in figures(self.summaries):
@@ -252,21 +320,28 @@ class ReplicatedResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per replication: every scalar figure under its dotted key, and ``passed``."""
+        import pandas as pd
+
         from .targets import all_passed
 
         rows = [{**flatten(s), "passed": all_passed(s["targets"])} for s in self.summaries]
         return pd.DataFrame(rows)
 
     def intervals(self, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
-        """One row per figure: mean, ci_low, ci_high, half_width and n (replications with a value)."""
+        """One row per figure: its point estimate (``mean``: the mean across replications,
+        the pooled percentile for a latency percentile), ci_low, ci_high, half_width and n
+        (replications with a value)."""
+        import pandas as pd
+
         rows = []
+        flat = flatten(self.summary)
         for key in figures(self.summaries):
             interval = self.interval(key, level)
             values = self.values(key)
             n = int((~np.isnan(values)).sum())
-            mean = float(np.nanmean(values)) if n else math.nan
+            point = flat.get(key) if key in QUANTILE_FIGURES else (float(np.nanmean(values)) if n else None)
             low, high = (interval.low, interval.high) if interval else (math.nan, math.nan)
-            rows.append({"metric": key, "mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2, "n": n})
+            rows.append({"metric": key, "mean": math.nan if point is None else point, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2, "n": n})
         return pd.DataFrame(rows)
 
     @property
@@ -286,11 +361,65 @@ class ReplicationsInterrupted(KeyboardInterrupt):
 # ---------------------------------------------------------------- running
 
 
+@dataclass(frozen=True)
+class ReplicationOutput:
+    """What a worker sends back for one replication: its summary and its latency
+    samples (ms, the latency population after warm-up)."""
+
+    summary: dict
+    latency_ms: np.ndarray
+
+
 def replication_summary(scenario: Scenario, seed: int, replication: int) -> dict:
-    """One replication's summary (the task a worker process runs)."""
+    """One replication's summary (the task a sweep's worker runs)."""
     from .sim import simulate
 
     return simulate(scenario, seed=seed, replication=replication).summary
+
+
+def replication_output(scenario: Scenario, seed: int, replication: int, warmup: WarmupChoice | None = None) -> ReplicationOutput:
+    """One replication (the task ``replicate``'s worker runs). ``warmup``: a warm-up
+    shared by several runs (``shared_warmup``), applied as a fixed one and reported
+    as chosen, with this run's own count of deleted requests."""
+    result, summary = run_with_warmup(scenario, seed, replication, warmup)
+    return ReplicationOutput(summary, result.latencies() * 1000.0)
+
+
+def run_with_warmup(scenario: Scenario, seed: int, replication: int, warmup: WarmupChoice | None = None):
+    """(RunResult, its summary) of one replication; ``warmup``: a shared warm-up
+    (``shared_warmup``) applied as a fixed one, the summary's ``warmup`` record saying
+    how it was chosen and how many of this run's requests it deleted."""
+    from .sim import simulate
+
+    if warmup is not None:
+        scenario = dataclasses.replace(scenario, warmup=warmup.seconds)
+    result = simulate(scenario, seed=seed, replication=replication)
+    summary = result.summary
+    if warmup is not None:
+        deleted = int(np.count_nonzero(result.latency_population() & ~result.measured))
+        summary = {**summary, "warmup": dataclasses.replace(warmup, deleted_requests=deleted).to_dict()}
+    return result, summary
+
+
+def replication_series(scenario: Scenario, seed: int, replication: int) -> BinnedSeries:
+    """One replication's response times on the common grid (for a shared warm-up)."""
+    from .sim import simulate
+
+    result = simulate(dataclasses.replace(scenario, warmup=0.0), seed=seed, replication=replication)
+    return binned_response_times(result.sent, result.done, result.kind, send_time_grid(scenario))
+
+
+def shared_warmup(scenarios: Sequence[Scenario], seed: int, replications: int, executor=None, on_done: Callable | None = None) -> WarmupChoice:
+    """ONE MSER-5 warm-up for replications ``0 .. replications-1`` of every scenario
+    in ``scenarios`` (the same duration), on their series averaged (module doc),
+    never past the earliest fault or stage change of any of them."""
+    durations = {s.duration for s in scenarios}
+    if len(durations) > 1:
+        raise ConfigError("duration", f"a shared warm-up needs one duration, got {sorted(durations)}")
+    tasks = {(i, r): (s, seed, r) for i, s in enumerate(scenarios) for r in range(replications)}
+    series = run_tasks(replication_series, tasks, executor, on_done=on_done)
+    caps = [cap for cap in (warmup_cap(s) for s in scenarios) if cap is not None]
+    return choose_shared_warmup([series[key] for key in sorted(series)], send_time_grid(scenarios[0]), min(caps, default=None))
 
 
 def watched_metrics(summaries: Sequence[dict]) -> list[str]:
@@ -303,15 +432,28 @@ def watched_metrics(summaries: Sequence[dict]) -> list[str]:
     return list(metrics)
 
 
-def achieved_precision(summaries: Sequence[dict], metrics: Sequence[str]) -> dict[str, float]:
-    """Relative 95 % half-width per metric (metrics without any value are left out)."""
-    flat_summaries = [flatten(s) for s in summaries]
-    achieved = {}
-    for metric in metrics:
-        values = [v for v in _values(flat_summaries, metric) if v is not None]
-        if values:
-            achieved[metric] = relative_half_width(values)
-    return achieved
+def _watched_intervals(outputs: Sequence[ReplicationOutput], metrics: Sequence[str] | None) -> dict[str, Interval | None]:
+    """The interval of each watched metric over ``outputs`` (metrics without any value left out)."""
+    summaries = [o.summary for o in outputs]
+    flat = [flatten(s) for s in summaries]
+    watched = list(metrics) if metrics is not None else watched_metrics(summaries)
+    samples = [o.latency_ms for o in outputs]
+    return {m: figure_interval(flat, samples, m) for m in watched if any(v is not None for v in _values(flat, m))}
+
+
+def precision_report(outputs: Sequence[ReplicationOutput], metrics: Sequence[str] | None, gamma: float, limit: int, first: int) -> dict:
+    """What sequential stopping reached: relative half-width per watched metric."""
+    achieved = {m: (math.inf if i is None else i.relative_half_width) for m, i in _watched_intervals(outputs, metrics).items()}
+    converged = all(value <= corrected_precision(gamma) for value in achieved.values())
+    return {
+        "target": gamma,
+        "corrected_target": corrected_precision(gamma),
+        "met": converged,
+        "converged": converged,
+        "first": first,
+        "max_replications": limit,
+        "achieved": achieved,
+    }
 
 
 def replicate(
@@ -324,11 +466,13 @@ def replicate(
     max_replications: int | None = None,
     precision_metrics: Sequence[str] | None = None,
     executor=None,
-    progress: bool = False,
+    warmup: WarmupChoice | None = None,
+    on_replication: Callable[[int, int], None] | None = None,
 ) -> ReplicatedResult:
     """Replications of ``scenario``: exactly ``replications`` (default 10), or with
-    ``precision`` until every watched metric's relative half-width <= ``precision``.
-    ``progress``: a transient bar on standard error (out of the maximum count)."""
+    ``precision`` until every watched metric reaches it (module doc). ``warmup``: a
+    warm-up already chosen for these runs (``shared_warmup``) instead of choosing one
+    when the scenario's is "auto". ``on_replication(done, planned)``: progress."""
     scenario = load_scenario(scenario, overrides)
     if precision is None:
         count = DEFAULT_REPLICATIONS if replications is None else replications
@@ -339,58 +483,72 @@ def replicate(
     else:
         if not (isinstance(precision, (int, float)) and 0 < precision < 1):
             raise ConfigError("--precision", f"expected a relative half-width between 0 and 1 (0.05: within 5 % of the mean), got {precision!r}")
-        first = MIN_SEQUENTIAL if replications is None else replications
-        check_count(first, "--replications", 2)
+        first = DEFAULT_FIRST_SEQUENTIAL if replications is None else replications
+        check_count(first, "--replications", MIN_SEQUENTIAL)
         limit = DEFAULT_MAX_REPLICATIONS if max_replications is None else max_replications
         check_count(limit, "--max-replications", first)
         if precision_metrics is not None:
             precision_metrics = check_metrics(precision_metrics, "--precision-metric", indexed=False, numeric=True)
 
     started = time.perf_counter()
-    round_size = max(1, getattr(executor, "_max_workers", 1) or 1) if executor is not None else 1
-    summaries: list[dict] = []
+    round_size = worker_count(executor)
+    auto = warmup is None and scenario.warmup == "auto"
+    planned = limit + (first if auto else 0)
+    finished = 0
+
+    def advance(*_) -> None:
+        nonlocal finished
+        finished += 1
+        if on_replication is not None:
+            on_replication(finished, planned)
+
+    outputs: list[ReplicationOutput] = []
     report = None
     try:
-        with progress_bar(limit, f"{scenario.name}: replications", enabled=progress) as advance:
-            while True:
-                wanted = first if not summaries else min(limit, len(summaries) + round_size)
-                tasks = {r: (scenario, seed, r) for r in range(len(summaries), wanted)}
-                done = run_tasks(replication_summary, tasks, executor, on_done=lambda key, summary: advance())
-                unchecked = max(first, len(summaries) + 1)  # shorter prefixes were checked last round
-                summaries += [done[r] for r in sorted(done)]
-                if precision is None:
-                    break
-                stop, report = _sequential_stop(summaries, unchecked, limit, precision, precision_metrics)
-                if stop is not None:
-                    summaries = summaries[:stop]
-                    break
+        if auto:
+            warmup = shared_warmup([scenario], seed, first, executor, on_done=advance)
+        while True:
+            wanted = first if not outputs else min(limit, len(outputs) + round_size)
+            tasks = {r: (scenario, seed, r, warmup) for r in range(len(outputs), wanted)}
+            done = run_tasks(replication_output, tasks, executor, on_done=advance)
+            unchecked = max(first, len(outputs) + 1)  # shorter prefixes were checked last round
+            outputs += [done[r] for r in sorted(done)]
+            if precision is None:
+                break
+            stop = sequential_stop(lambda n: _watched_intervals(outputs[:n], precision_metrics).values(), unchecked, len(outputs), precision)
+            if stop is None and len(outputs) >= limit:
+                stop = limit
+            if stop is not None:
+                outputs = outputs[:stop]
+                report = precision_report(outputs, precision_metrics, precision, limit, first)
+                break
     except TasksInterrupted as exc:
-        summaries += _in_order(summaries, exc.completed)
-        partial = ReplicatedResult(scenario, seed, summaries, report, True, time.perf_counter() - started) if summaries else None
+        outputs += _in_order(outputs, exc.completed) if all(isinstance(v, ReplicationOutput) for v in exc.completed.values()) else []
+        partial = _result(scenario, seed, outputs, report, True, started) if outputs else None
         raise ReplicationsInterrupted(partial) from None
-    return ReplicatedResult(scenario, seed, summaries, report, False, time.perf_counter() - started)
+    return _result(scenario, seed, outputs, report, False, started)
 
 
-def _in_order(summaries: list[dict], completed: dict) -> list[dict]:
-    """The completed replications that continue ``summaries`` without a gap."""
+def _result(scenario, seed, outputs: Sequence[ReplicationOutput], report, interrupted: bool, started: float) -> ReplicatedResult:
+    return ReplicatedResult(
+        scenario,
+        seed,
+        [o.summary for o in outputs],
+        report,
+        interrupted,
+        time.perf_counter() - started,
+        latency_samples=[o.latency_ms for o in outputs],
+    )
+
+
+def _in_order(outputs: list, completed: dict) -> list:
+    """The completed replications that continue ``outputs`` without a gap."""
     extra = []
-    while len(summaries) + len(extra) in completed:
-        extra.append(completed[len(summaries) + len(extra)])
+    while len(outputs) + len(extra) in completed:
+        extra.append(completed[len(outputs) + len(extra)])
     return extra
 
 
 def check_count(value, field: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(field, f"expected a whole number >= {minimum}, got {value!r}")
-
-
-def _sequential_stop(summaries, start, limit, precision, metrics):
-    """(n to stop at or None, report) checking every prefix n >= start in order."""
-    for n in range(start, len(summaries) + 1):
-        watched = list(metrics) if metrics is not None else watched_metrics(summaries[:n])
-        achieved = achieved_precision(summaries[:n], watched)
-        met = all(value <= precision for value in achieved.values())
-        if met or n >= limit:
-            report = {"target": precision, "met": met, "max_replications": limit, "achieved": achieved}
-            return n, report
-    return None, None

@@ -2,7 +2,14 @@
 
 Requests are logical (one per workload send, whatever retries or hedges it
 took); ``attempts`` in the summary and ``attempts`` in ``to_frame()`` count what
-reached the limiter. ``RunResult.to_dict()`` is the JSON that ``simrouter run --json`` writes (same
+reached the limiter. Which requests each figure describes (README, "Which
+requests each figure describes"; docs/figures.md): "measured" requests are the
+ones sent at or after warm-up; latency figures describe the measured requests
+in ``metrics.latency_population`` (they spent time: a try reached the backend,
+or retries waited), from first send to final answer; throughput and
+``backend.utilization`` share one window (end of warm-up .. end of full load),
+``backend.utilization_whole_run`` is [0, end of run]; counts and error rates
+describe the measured requests. ``RunResult.to_dict()`` is the JSON that ``simrouter run --json`` writes (same
 seed and config give the same dict, byte for byte once dumped: wall-clock time is
 kept apart in ``wall_time_s``). ``to_frame()`` is one row per request,
 ``timeseries()`` one row per interval, both pandas DataFrames.
@@ -13,16 +20,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from . import metrics
 from .config import Scenario
-from .outcomes import BACKEND_KINDS, KIND_NAMES, SUCCESS
+from .outcomes import KIND_NAMES, SUCCESS
 from .policies.breakers import BreakerState, Transition
 from .targets import all_passed, evaluate_targets
 from .warmup import WarmupChoice
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: a plain run does not load it
+    import pandas as pd
 
 
 @dataclass(eq=False)
@@ -45,6 +55,9 @@ class RunResult:
     hedges: np.ndarray | None = None
     budget_denied: np.ndarray | None = None  # a retry was refused by the retry budget
     full_load_end_s: float | None = None  # when the first user finished / arrivals stopped
+    # (start, end) of every backend service, seconds (sim.backend.ServiceLog); None
+    # when the backend keeps no log (live): window utilisation is then the whole run's.
+    services: tuple[np.ndarray, np.ndarray] | None = None
     wall_time_s: float = field(default=0.0, compare=False)
 
     # -- views of the raw data
@@ -55,20 +68,26 @@ class RunResult:
         return self.sent >= self.scenario.warmup
 
     def latencies(self) -> np.ndarray:
-        """Seconds from send to answer, for measured requests admitted to the backend."""
-        return _masked_difference(self.done, self.sent, self._measured_admitted())
+        """Seconds from first send to final answer, for the measured requests in
+        the latency population (``metrics.latency_population``)."""
+        return _masked_difference(self.done, self.sent, self.latency_mask())
 
-    def _measured_admitted(self) -> np.ndarray:
-        return self.measured & metrics.backend_mask(self.kind)
+    def latency_population(self) -> np.ndarray:
+        """Mask of the requests that spent time (``metrics.latency_population``), warm-up included."""
+        return metrics.latency_population(self.sent, self.done, self.kind)
+
+    def latency_mask(self) -> np.ndarray:
+        """Measured requests in the latency population: what every latency figure describes."""
+        return self.measured & self.latency_population()
 
     def _measured_only(self, column: np.ndarray) -> np.ndarray:
         """``column`` for the measured requests: itself (no copy) without warm-up."""
         return column if self.scenario.warmup <= 0 else column[self.measured]
 
     def window_latencies(self, size: int) -> np.ndarray:
-        """Latencies (seconds) of the last ``size`` measured backend-admitted requests
-        to be answered, in answer order (the rolling ``latency_ms_window``)."""
-        mask = self._measured_admitted()
+        """Latencies (seconds) of the last ``size`` requests of ``latency_mask`` to
+        be answered, in answer order (the rolling ``latency_ms_window``)."""
+        mask = self.latency_mask()
         done = self.done
         if np.all(done[1:] >= done[:-1]):  # recorded in answer order, as both engines do
             index = _last_true(mask, size)
@@ -78,7 +97,11 @@ class RunResult:
         return done[index] - self.sent[index]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per request: sent_s, done_s, latency_ms, outcome, measured."""
+        """One row per request: sent_s, done_s, latency_ms, outcome, measured,
+        in_latency (in ``metrics.latency_population``; the latency figures take the
+        rows that are both measured and in_latency), attempts."""
+        import pandas as pd
+
         names = np.array(KIND_NAMES)
         return pd.DataFrame(
             {
@@ -87,6 +110,7 @@ class RunResult:
                 "latency_ms": (self.done - self.sent) * 1000.0,
                 "outcome": pd.Categorical(names[self.kind], categories=list(KIND_NAMES)),
                 "measured": self.measured,
+                "in_latency": self.latency_population(),
                 "attempts": 1 + self._per_request(self.retries) + self._per_request(self.hedges),
             }
         )
@@ -105,16 +129,17 @@ class RunResult:
         return {"total": total, "retries": retries, "hedges": hedges, "per_request": total / sent if sent else 0.0, "retries_denied_by_budget": denied}
 
     def timeseries(self, interval: float | None = None) -> pd.DataFrame:
-        """Per interval of answer time: counts by outcome, rps, latency percentiles,
-        and the breaker state at the interval's end."""
+        """Per interval of answer time, every request (warm-up included): counts by
+        outcome, rps (answers of any kind), latency percentiles of the requests in
+        the latency population, and the breaker state at the interval's end."""
         interval = interval or self.scenario.metrics.interval
         frame = self.to_frame()
         frame["t_s"] = np.floor(frame["done_s"] / interval) * interval
         counts = frame.pivot_table(index="t_s", columns="outcome", values="sent_s", aggfunc="count", observed=False).fillna(0)
         counts = counts.reindex(columns=list(KIND_NAMES), fill_value=0).astype(int)
-        admitted = frame[frame["outcome"].isin([KIND_NAMES[k] for k in BACKEND_KINDS])]
+        admitted = frame[self.latency_population()]
         quantiles = admitted.groupby("t_s")["latency_ms"].quantile([0.5, 0.95, 0.99]).unstack()
-        # No admitted request at all leaves no quantile column to name.
+        # No request in the latency population leaves no quantile column to name.
         quantiles = quantiles.reindex(columns=[0.5, 0.95, 0.99])
         quantiles.columns = ["p50_ms", "p95_ms", "p99_ms"]
         series = counts.join(quantiles, how="left")
@@ -139,7 +164,6 @@ class RunResult:
         counts = metrics.kind_counts(kind)
         sent = int(kind.size)
         latency = self.latencies()
-        done = self._measured_only(self.done)
         successes = int((kind == SUCCESS).sum())
         window = self.window_latencies(s.metrics.window)
         recoveries = metrics.recoveries(self.transitions, s.faults, self.sim_time_s)
@@ -157,7 +181,7 @@ class RunResult:
             "attempts": self.attempt_counts(),
             "latency_ms": latency_ms,
             "latency_ms_window": metrics.latency_stats(window),
-            "throughput": metrics.throughput(done, kind == SUCCESS, s.warmup, self.full_load_end_s),
+            "throughput": metrics.throughput(self.sent, self.done, self.kind == SUCCESS, s.warmup, self.full_load_end_s),
             "error_rate": (sent - successes) / sent if sent else 0.0,
             "error_rates": {name: (counts[name] / sent if sent else 0.0) for name in KIND_NAMES[1:]},
             "breaker": {
@@ -172,14 +196,22 @@ class RunResult:
                 "recovered": None if not recoveries else recovery_s is not None,
                 "recoveries": [r.to_dict() for r in recoveries],
             },
-            "backend": {
-                "capacity": s.backend.capacity,
-                "utilization": self.backend_busy_s / (s.backend.capacity * self.sim_time_s) if self.sim_time_s else 0.0,
-            },
+            "backend": self._backend_summary(),
         }
         summary["breaker"]["recommendation"] = metrics.breaker_recommendation(summary, s)
         summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, s.targets, bool(s.faults))]
         return summary
+
+    def _backend_summary(self) -> dict:
+        """Capacity; utilisation over the throughput window and over the whole run."""
+        capacity = self.scenario.backend.capacity
+        whole_run = self.backend_busy_s / (capacity * self.sim_time_s) if self.sim_time_s else 0.0
+        t0, t1 = metrics.throughput_window(self.done, self.scenario.warmup, self.full_load_end_s)
+        if self.services is None:  # no service log (live): the whole run's figure
+            window = whole_run
+        else:
+            window = metrics.busy_slot_seconds(*self.services, t0, t1) / (capacity * (t1 - t0)) if t1 > t0 else 0.0
+        return {"capacity": capacity, "utilization": window, "utilization_whole_run": whole_run}
 
     def to_dict(self) -> dict:
         """The JSON-ready summary, with the scenario it ran (infinities as "inf")."""

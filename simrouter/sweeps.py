@@ -20,6 +20,13 @@ metric, in the long form ``simrouter.report.sweep_figure`` plots:
 with the mean across replications, its Student-t 95 % interval and ``n``, the
 replications with a value (NaN bounds when n < 2).
 
+A point whose scenario has ``warmup = "auto"`` gets ONE warm-up for all its
+replications, chosen by MSER-5 on their averaged series (``simrouter.warmup``,
+never past a fault or stage change): its runs are simulated once for their
+series, then with that warm-up fixed. The aggregated intervals are t-intervals
+of the per-run figures, percentiles included (the tidy table keeps figures,
+not samples; pooled percentiles: ``simrouter.replicate``).
+
 A run that raises (or whose worker process dies) does not stop the sweep: its
 row gets NaN (None) figures and an ``error`` column, ``"ExceptionType: message"``,
 added to the table when some run failed (empty for the others); ``aggregate``
@@ -43,7 +50,8 @@ import numpy as np
 import pandas as pd
 
 from .executors import TasksInterrupted, run_tasks
-from .replications import flatten, replication_summary
+from .replications import flatten, replication_series, run_with_warmup
+from .warmup import WarmupChoice, choose_shared_warmup, send_time_grid, warmup_cap
 from .stats import DEFAULT_LEVEL, t_interval
 from .sweepfile import SweepSpec, load_sweep, sweep_from_dict, toml_value
 
@@ -61,10 +69,25 @@ class SweepInterrupted(KeyboardInterrupt):
         self.partial = partial
 
 
-def point_metrics(scenario, seed: int, replication: int, metrics: list[str]) -> dict:
-    """The figures ``metrics`` of one replication (the task a worker runs)."""
-    flat = flatten(replication_summary(scenario, seed, replication))
+def point_metrics(scenario, seed: int, replication: int, metrics: list[str], warmup: WarmupChoice | None = None) -> dict:
+    """The figures ``metrics`` of one replication (the task a worker runs);
+    ``warmup``: the point's shared warm-up, if its scenario's is "auto"."""
+    flat = flatten(run_with_warmup(scenario, seed, replication, warmup)[1])
     return {metric: flat.get(metric) for metric in metrics}
+
+
+def shared_warmups(spec: SweepSpec, points: set[int], executor=None) -> dict[int, WarmupChoice]:
+    """One warm-up per point in ``points`` whose scenario's warm-up is "auto", chosen on
+    all its replications' series (a point whose series all fail gets none)."""
+    autos = [p for p in spec.points if p.index in points and p.scenario.warmup == "auto"]
+    tasks = {(p.index, r): (p.scenario, spec.seed, r) for p in autos for r in range(spec.replications)}
+    series = run_tasks(replication_series, tasks, executor, on_error=lambda key, error: None)
+    chosen = {}
+    for p in autos:
+        found = [series[(p.index, r)] for r in range(spec.replications) if series[(p.index, r)] is not None]
+        if found:
+            chosen[p.index] = choose_shared_warmup(found, send_time_grid(p.scenario), warmup_cap(p.scenario))
+    return chosen
 
 
 def _as_spec(spec) -> SweepSpec:
@@ -91,12 +114,13 @@ def sweep(
     already completed (``completed_runs``), kept and not run again."""
     spec = _as_spec(spec)
     done = dict(done or {})
-    tasks = {
-        (p.index, r): (p.scenario, spec.seed, r, spec.metrics)
-        for p in spec.points
-        for r in range(spec.replications)
-        if (p.index, r) not in done
-    }
+    pending = [(p, r) for p in spec.points for r in range(spec.replications) if (p.index, r) not in done]
+    try:
+        warmups = shared_warmups(spec, {p.index for p, _ in pending}, executor)
+    except TasksInterrupted:
+        raise SweepInterrupted(tidy_table(spec, done)) from None
+    # The shared warm-up is passed only to the points that have one.
+    tasks = {(p.index, r): (p.scenario, spec.seed, r, spec.metrics, *([warmups[p.index]] if p.index in warmups else [])) for p, r in pending}
     with _progress_bar(spec, progress) as advance:
         for key in done:
             advance(key)

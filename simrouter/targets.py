@@ -1,8 +1,11 @@
 """Pass/fail targets, k6-threshold style: the seed's five by default.
 
 Each target reads one figure of a summary and compares it strictly:
-``latency_ms.p95 < p95_ms``, ``latency_ms.p99 < p99_ms``, ``throughput.rps > min_rps``,
+``latency_ms.p95 < p95_ms``, ``latency_ms.p99 < p99_ms``, ``throughput.goodput_rps > min_rps``,
 ``error_rate < max_error_rate``, ``breaker.recovery_s < max_recovery_s``.
+The throughput target judges goodput, successful answers per second in the
+throughput window: rejections and failures answered fast are not throughput
+(a dead backend behind a breaker answers 503s at thousands per second).
 A target is *not checked* (``passed`` is None) when its threshold disables it
 (a max of ``inf``, a min of 0), when the figure does not exist (no latency
 sample), or, for recovery, when the scenario has no fault window or the breaker
@@ -54,7 +57,7 @@ def evaluate_targets(summary: dict, targets, has_faults: bool) -> list[TargetRes
     rows = [
         ("p95_latency", "latency_ms.p95", "<", targets.p95_ms, latency["p95"], "ms"),
         ("p99_latency", "latency_ms.p99", "<", targets.p99_ms, latency["p99"], "ms"),
-        ("throughput", "throughput.rps", ">", targets.min_rps, summary["throughput"]["rps"], "req/s"),
+        ("throughput", "throughput.goodput_rps", ">", targets.min_rps, summary["throughput"]["goodput_rps"], "req/s"),
         ("error_rate", "error_rate", "<", targets.max_error_rate, summary["error_rate"], "fraction"),
     ]
     results = [TargetResult(n, m, c, t, v, _compare(v, t, c), u) for n, m, c, t, v, u in rows]

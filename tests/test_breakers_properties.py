@@ -25,8 +25,9 @@ CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.H
 durations = st.floats(0.05, 4.0)
 
 CONFIGS = {
-    "default": st.builds(BreakerConfig, failure_threshold=st.integers(0, 4), failure_rate_threshold=st.sampled_from([0.25, 0.5, 1.0]),
-                         window_size=st.integers(1, 6), minimum_calls=st.integers(1, 6), open_duration=durations,
+    "default": st.builds(lambda sizes, **options: BreakerConfig(minimum_calls=sizes[0], window_size=sizes[1], **options),  # minimum_calls <= window_size
+                         st.lists(st.integers(1, 6), min_size=2, max_size=2).map(sorted),
+                         failure_threshold=st.integers(0, 4), failure_rate_threshold=st.sampled_from([0.25, 0.5, 1.0]), open_duration=durations,
                          half_open_max_calls=st.just(3), success_threshold=st.integers(1, 3)),
     "resilience4j": st.builds(
         Resilience4jBreakerConfig, sliding_window_type=st.sampled_from(["COUNT_BASED", "TIME_BASED"]),

@@ -45,12 +45,12 @@ WAIT = 60  # seconds: the most any process here may take to finish after its sig
 
 MARKED_RUN = """
 import sys, simrouter.replications as r
-real = r.replication_summary
+real = r.replication_output
 def marked(*args):
-    summary = real(*args)
+    output = real(*args)
     print("replication done", flush=True)
-    return summary
-r.replication_summary = marked
+    return output
+r.replication_output = marked
 from simrouter.cli import main
 sys.exit(main(sys.argv[1:]))
 """

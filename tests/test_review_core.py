@@ -90,7 +90,7 @@ def test_default_breaker_ignored_probe_timeout_gives_its_place_back():
 def never_reclosed_summary():
     return {
         "latency_ms": {"p95": 10.0, "p99": 20.0},
-        "throughput": {"rps": 200.0},
+        "throughput": {"rps": 200.0, "goodput_rps": 200.0},
         "error_rate": 0.0,
         "breaker": {"recovery_s": None, "recoveries": [{"fault": 0, "fault_end": 45.0, "closed_at": None, "recovery_s": None}]},
     }

@@ -45,25 +45,37 @@ def key_tree(value):
 
 def test_simulate_without_replications_still_returns_one_run():
     assert isinstance(simrouter.simulate("concurrent", seed=3), simrouter.RunResult)
-    assert isinstance(simrouter.simulate("concurrent", seed=3, replications=2), ReplicatedResult)
+    assert isinstance(simrouter.replicate("concurrent", seed=3, replications=2), ReplicatedResult)
 
 
 def test_replications_are_the_single_runs_and_the_top_level_is_their_mean():
-    result = simrouter.simulate("breaker-failure", seed=5, replications=4)
+    result = simrouter.replicate("breaker-failure", seed=5, replications=4)
     singles = one_by_one("breaker-failure", 4, seed=5)
     assert result.summaries == singles  # replication r is simulate(..., replication=r)
     summary = result.summary
-    for key in ("latency_ms.p95", "latency_ms.p99", "throughput.rps", "error_rate", "breaker.recovery_s", "requests.breaker_rejected"):
+    for key in ("latency_ms.avg", "throughput.rps", "error_rate", "breaker.recovery_s", "requests.breaker_rejected"):
         values = [flatten(s)[key] for s in singles]
         assert flatten(summary)[key] == pytest.approx(np.mean(values), rel=1e-12), key
         assert summary["ci95"][key] == pytest.approx(list(t95(values)), rel=1e-12), key
+    # Latency percentiles: the percentile of all replications' samples pooled, with
+    # the sectioning interval (pooled -/+ t * std of the per-run percentiles / sqrt(R)).
+    samples = [simrouter.simulate("breaker-failure", seed=5, replication=r).latencies() * 1000.0 for r in range(4)]
+    for p in (95, 99):
+        key = f"latency_ms.p{p}"
+        pooled = np.percentile(np.concatenate(samples), p)
+        per_run = [flatten(s)[key] for s in singles]
+        half = scipy_stats.t.ppf(0.975, 3) * np.std(per_run, ddof=1) / 2.0
+        assert summary["latency_ms"][f"p{p}"] == pytest.approx(pooled, rel=1e-12), key
+        assert summary["ci95"][key] == pytest.approx([pooled - half, pooled + half], rel=1e-12), key
 
 
 def test_replicated_json_keeps_the_single_run_shape():
     single = simrouter.simulate("breaker-failure").to_dict()
-    replicated = simrouter.simulate("breaker-failure", replications=3).to_dict()
+    replicated = simrouter.replicate("breaker-failure", replications=3).to_dict()
     extra = {"replications", "ci95", "replications_detail"}
     assert set(replicated) == set(single) | extra
+    # ... plus, in the breaker section, how many replications never recovered.
+    assert replicated["breaker"].pop("never_recovered") == {"count": 0, "fraction": 0.0, "tripped": 3}
     assert key_tree({k: v for k, v in replicated.items() if k not in extra}) == key_tree(single)
     assert replicated["replications"] == 3 and len(replicated["replications_detail"]) == 3
     assert all(isinstance(v, list) and len(v) == 2 for v in replicated["ci95"].values() if v is not None)
@@ -71,7 +83,7 @@ def test_replicated_json_keeps_the_single_run_shape():
 
 
 def test_targets_are_judged_on_the_means():
-    result = simrouter.simulate("concurrent", replications=5)
+    result = simrouter.replicate("concurrent", replications=5)
     by_metric = {t["metric"]: t for t in result.summary["targets"]}
     mean_p95 = result.summary["latency_ms"]["p95"]
     assert by_metric["latency_ms.p95"]["value"] == mean_p95
@@ -81,7 +93,7 @@ def test_targets_are_judged_on_the_means():
 
 def test_a_breaker_that_never_recloses_in_one_replication_has_no_mean_recovery():
     # An outage to the end of the run: no replication re-closes, so no recovery time.
-    result = simrouter.simulate("breaker-failure", overrides=["faults.0.end=120"], replications=2)
+    result = simrouter.replicate("breaker-failure", overrides=["faults.0.end=120"], replications=2)
     assert result.summary["breaker"]["recovery_s"] is None
     assert result.summary["ci95"].get("breaker.recovery_s") is None  # no value, no interval
     recovery = next(t for t in result.summary["targets"] if t["metric"] == "breaker.recovery_s")
@@ -89,11 +101,12 @@ def test_a_breaker_that_never_recloses_in_one_replication_has_no_mean_recovery()
 
 
 def test_frames_one_row_per_replication_and_per_figure():
-    result = simrouter.simulate("concurrent", replications=4)
+    result = simrouter.replicate("concurrent", replications=4)
     frame = result.to_frame()
     assert len(frame) == 4 and list(frame["replication"]) == [0, 1, 2, 3]
-    assert frame["latency_ms.p95"].mean() == pytest.approx(result.summary["latency_ms"]["p95"])
+    assert frame["latency_ms.avg"].mean() == pytest.approx(result.summary["latency_ms"]["avg"])
     intervals = result.intervals().set_index("metric")
+    assert intervals.loc["latency_ms.p95", "mean"] == result.summary["latency_ms"]["p95"]  # the pooled P95
     assert intervals.loc["latency_ms.p95", ["ci_low", "ci_high"]].tolist() == pytest.approx(result.summary["ci95"]["latency_ms.p95"])
     assert intervals.loc["latency_ms.p95", "n"] == 4
 
@@ -109,28 +122,29 @@ def test_replication_counts_are_validated():
 
 
 def expected_stop(values, first, limit, precision):
+    # Law & Kelton: the half-width against the corrected target gamma / (1 + gamma).
     for n in range(first, limit + 1):
         low, high = t95(values[:n])
-        if (high - low) / 2 / abs(np.mean(values[:n])) <= precision:
+        if (high - low) / 2 / abs(np.mean(values[:n])) <= precision / (1 + precision):
             return n
     return limit
 
 
 def test_sequential_stopping_stops_at_the_first_precise_enough_count():
-    result = replicate("concurrent", seed=2, precision=0.03, precision_metrics=["latency_ms.p95"], max_replications=60)
-    values = [s["latency_ms"]["p95"] for s in one_by_one("concurrent", result.replications + 5, seed=2)]
-    assert result.replications == expected_stop(values, 5, 60, 0.03)
-    assert 5 < result.replications < 60  # really sequential: neither the minimum nor the cap
+    result = replicate("concurrent", seed=2, precision=0.03, precision_metrics=["latency_ms.avg"], max_replications=60)
+    values = [s["latency_ms"]["avg"] for s in one_by_one("concurrent", result.replications + 5, seed=2)]
+    assert result.replications == expected_stop(values, 20, 60, 0.03)
+    assert 20 < result.replications < 60  # really sequential: neither the minimum nor the cap
     report = result.summary["precision"]
-    assert report["met"] and report["achieved"]["latency_ms.p95"] <= 0.03
+    assert report["met"] and report["converged"] and report["achieved"]["latency_ms.avg"] <= 0.03 / 1.03
 
 
 def test_sequential_stopping_watches_the_checked_targets_and_respects_the_maximum():
-    result = replicate("concurrent", precision=0.01, max_replications=7)
+    result = replicate("concurrent", precision=0.01, max_replications=21)
     report = result.precision
-    assert result.replications == 7 and report["met"] is False
+    assert result.replications == 21 and report["met"] is False and report["converged"] is False
     # concurrent checks P95, P99, throughput and error rate; recovery is not checked (no fault).
-    assert set(report["achieved"]) == {"latency_ms.p95", "latency_ms.p99", "throughput.rps", "error_rate"}
+    assert set(report["achieved"]) == {"latency_ms.p95", "latency_ms.p99", "throughput.goodput_rps", "error_rate"}
 
 
 def test_sequential_stopping_does_not_depend_on_the_executor():
@@ -147,14 +161,14 @@ def test_sequential_stopping_does_not_depend_on_the_executor():
 def interrupt_at(monkeypatch, replication):
     import simrouter.replications as module
 
-    real = module.replication_summary
+    real = module.replication_output
 
-    def flaky(scenario, seed, r):
+    def flaky(scenario, seed, r, warmup=None):
         if r == replication:
             raise KeyboardInterrupt
-        return real(scenario, seed, r)
+        return real(scenario, seed, r, warmup)
 
-    monkeypatch.setattr(module, "replication_summary", flaky)
+    monkeypatch.setattr(module, "replication_output", flaky)
 
 
 def test_ctrl_c_keeps_the_completed_replications(monkeypatch):
@@ -181,7 +195,7 @@ def test_cli_run_with_replications_writes_means_and_intervals(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["run", "concurrent", "--replications", "3", "--json", str(out)]) == EXIT_OK
     data = json.loads(out.read_text())
-    expected = simrouter.simulate("concurrent", replications=3).to_dict()
+    expected = simrouter.replicate("concurrent", replications=3).to_dict()
     assert data == json.loads(json.dumps(expected))
     printed = capsys.readouterr().out
     assert "Means of 3 replications" in printed and "±" in printed
@@ -228,7 +242,7 @@ def mg1_result():
     # Checked while writing, seeds 100-139 (800 replications): grand mean
     # 169.17 +/- 0.29 ms against P-K 169.36 ms (no bias), the 95 % interval
     # covered 39 of 40 seeds, the 99.9 % one all 40 (half-widths 3-5 %).
-    return simrouter.simulate(mg1_scenario(), seed=2024, replications=20)
+    return simrouter.replicate(mg1_scenario(), seed=2024, replications=20)
 
 
 def mg1_response_ms(lam):
@@ -265,8 +279,17 @@ def test_paired_differences_under_common_random_numbers():
     a = [s["latency_ms"]["p95"] for s in one_by_one("concurrent", 8)]
     b = [s["latency_ms"]["p95"] for s in one_by_one("concurrent", 8, overrides=["backend.capacity=8"])]
     row = comparison.to_frame().set_index("metric").loc["latency_ms.p95"]
-    assert row["difference"] == pytest.approx(np.mean(b) - np.mean(a))
-    assert [row["low"], row["high"]] == pytest.approx(list(t95(np.subtract(b, a))))
+    # A percentile compares the pooled distributions; the interval is sectioning on
+    # the per-replication differences (pooled difference -/+ t * s_d / sqrt(R)).
+    pooled = [np.percentile(np.concatenate([simrouter.simulate("concurrent", overrides=o, replication=r).latencies() * 1000.0 for r in range(8)]), 95) for o in ([], ["backend.capacity=8"])]
+    low, high = t95(np.subtract(b, a))
+    assert row["difference"] == pytest.approx(pooled[1] - pooled[0])
+    assert [row["low"], row["high"]] == pytest.approx([pooled[1] - pooled[0] - (high - low) / 2, pooled[1] - pooled[0] + (high - low) / 2])
+    throughput = comparison.to_frame().set_index("metric").loc["throughput.rps"]  # a mean: the paired t-interval
+    ta = [s["throughput"]["rps"] for s in one_by_one("concurrent", 8)]
+    tb = [s["throughput"]["rps"] for s in one_by_one("concurrent", 8, overrides=["backend.capacity=8"])]
+    assert throughput["difference"] == pytest.approx(np.mean(tb) - np.mean(ta))
+    assert [throughput["low"], throughput["high"]] == pytest.approx(list(t95(np.subtract(tb, ta))))
     assert row["significant"] and row["difference"] > 0  # half the slots: slower
     # Common random numbers make the paired interval far narrower than the
     # independent-samples (Welch) one built from the same runs.

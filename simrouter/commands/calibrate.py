@@ -25,7 +25,7 @@ def handle(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..live.calibrate import QUANTILES, base_scenario, calibrate, calibrated_scenario, read_sample
-    from .run import write_json
+    from .common import write_json
 
     sample, config = read_sample(args.source, args.unit)
     calibration = calibrate(sample, seed=args.seed, family=args.family)

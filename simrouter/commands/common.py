@@ -9,6 +9,7 @@ some of its runs failed (their rows say why); 130 interrupted by SIGINT (Ctrl-C)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,15 @@ def add_scenario_options(parser: argparse.ArgumentParser, seed: bool = True) -> 
     )
     if seed:
         parser.add_argument("--seed", type=seed_arg, default=1, help="random seed (default 1); same seed and config, same result")
+
+
+def write_json(data: dict, path: Path, option: str = "--json") -> None:
+    """Write ``data`` as indented JSON to ``path`` ('-': standard output), atomically."""
+    text = json.dumps(data, indent=2)
+    if str(path) == "-":
+        print(text)
+        return
+    write_atomically(path, lambda temporary: temporary.write_text(text + "\n"), option)
 
 
 def write_atomically(path: Path, write: Callable[[Path], None], option: str) -> None:

@@ -28,7 +28,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from ..config import load_scenario
     from ..live.compare import compare, render_table
-    from .run import write_json
+    from .common import write_json
 
     scenario = load_scenario(args.scenario, args.overrides)
     target = check_target(args.target) if args.target else None

@@ -3,7 +3,10 @@
 A and B are built-in scenario names or TOML files (the same one twice, with
 ``--set-a``/``--set-b``, compares two settings of one scenario). Prints one row
 per metric: the means of A and B, B - A with its paired-t 95 % interval, and
-the relative change; a bold row's interval excludes 0.
+the relative change; a bold row's interval excludes 0. For the recovery time
+a run that never recovered is counted at the run's end (censored), the share
+of such runs is shown for each side, and the difference is marked as a lower
+(>=) or upper (<=) bound, or refused when both sides have such runs.
 """
 
 from __future__ import annotations
@@ -53,14 +56,35 @@ def print_comparison(comparison) -> None:
     table = Table(title=f"B - A: {b.scenario.name} vs {a.scenario.name}, {a.replications} paired replications, seed {a.seed}")
     for name in ("metric", "A", "B", "B - A", "95 % CI", "change"):
         table.add_column(name, justify="left" if name == "metric" else "right")
+    notes = []
     for row in comparison.rows():
-        cells = [row["metric"], _number(row["a"]), _number(row["b"]), _number(row["difference"])]
-        cells.append("—" if row["low"] is None else f"[{_number(row['low'])}, {_number(row['high'])}]")
-        cells.append("—" if row["relative"] is None else f"{row['relative']:+.1%}")
+        bound = {"lower": ">= ", "upper": "<= "}.get(row["bound"], "")
+        cells = [row["metric"], _side(row["a"], row["never_a"]), _side(row["b"], row["never_b"]), "—" if row["difference"] is None else bound + _number(row["difference"])]
+        cells.append("—" if row["low"] is None and row["high"] is None else f"[{_number(row['low'])}, {_number(row['high'])}]")
+        cells.append("—" if row["relative"] is None else f"{bound}{row['relative']:+.1%}")
         table.add_row(*cells, style="bold" if row["significant"] else "")
+        if row["never_a"] or row["never_b"]:
+            notes.append(_never_note(row))
     console = Console()
     console.print(table)
+    for note in notes:
+        console.print(note)
     console.print("Bold: the interval excludes 0 (a real difference at 95 %). Rows with n < replications left out runs lacking the figure.", style="dim")
+
+
+def _side(mean, never) -> str:
+    """A side's mean; with runs that never recovered, a lower bound and their share."""
+    if not never:
+        return _number(mean)
+    return f">= {_number(mean)} ({never:.0%} never)"
+
+
+def _never_note(row: dict) -> str:
+    shares = f"never recovered: A {row['never_a']:.0%}, B {row['never_b']:.0%} of runs (counted at the run's end)"
+    if row["reason"]:
+        return f"{row['metric']}: {shares}; no difference reported: {row['reason']}."
+    direction = {"lower": "B - A is at least the value shown", "upper": "B - A is at most the value shown"}.get(row["bound"], "")
+    return f"{row['metric']}: {shares}; {direction}."
 
 
 def _number(value) -> str:

@@ -89,7 +89,7 @@ def handle(args: argparse.Namespace) -> int:
     from ..config import load_scenario
     from ..live.loadgen import run_live
     from ..live.report import print_live
-    from .run import write_json
+    from .common import write_json
 
     scenario = load_scenario(args.scenario, args.overrides)
     result = run_live(scenario, check_target(args.target), live_options(args))

@@ -27,18 +27,21 @@ def replicated(args: argparse.Namespace) -> bool:
 def simulate_replicated(scenario, args: argparse.Namespace):
     """The ReplicatedResult the options ask for; on Ctrl-C, write what is done to --json."""
     from ..replications import ReplicationsInterrupted, replicate
-    from .run import write_json
+    from .common import write_json
+
+    from ..report.progress import progress_bar
 
     try:
-        return replicate(
-            scenario,
-            seed=args.seed,
-            replications=args.replications,
-            precision=args.precision,
-            max_replications=args.max_replications,
-            precision_metrics=args.precision_metric,
-            progress=True,
-        )
+        with progress_bar(None, f"{scenario.name}: replications") as advance:
+            return replicate(
+                scenario,
+                seed=args.seed,
+                replications=args.replications,
+                precision=args.precision,
+                max_replications=args.max_replications,
+                precision_metrics=args.precision_metric,
+                on_replication=lambda done, planned: advance(),
+            )
     except ReplicationsInterrupted as exc:
         if exc.partial is not None and args.json is not None:
             write_json(exc.partial.to_dict(), args.json)
@@ -47,11 +50,14 @@ def simulate_replicated(scenario, args: argparse.Namespace):
 
 def replication_note(result) -> str:
     """One line saying what the dashboard's figures are."""
-    text = f"Means of {result.replications} replications (seed {result.seed}); ± is the 95 % t-interval half-width; targets are judged on the means."
+    text = (
+        f"Means of {result.replications} replications (seed {result.seed}), latency percentiles pooled over all of them; "
+        "± is the 95 % half-width (t-interval; sectioning for percentiles); targets are judged on these figures."
+    )
     precision = result.precision
     if precision is not None:
         worst = max(precision["achieved"].items(), key=lambda item: item[1], default=(None, 0.0))
-        verdict = "reached" if precision["met"] else f"NOT reached after the maximum of {precision['max_replications']}"
+        verdict = "reached" if precision["converged"] else f"NOT reached after the maximum of {precision['max_replications']}"
         text += f"\nPrecision {precision['target']:.1%}: {verdict} with {result.replications} replications"
         if worst[0] is not None:
             text += f" (widest: {worst[0]} ±{worst[1]:.1%})"

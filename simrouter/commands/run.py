@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options, write_atomically
+from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options, write_json
 from .replication_options import add_replication_options, replicated, replication_note, simulate_replicated
 
 
@@ -47,10 +46,4 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK
 
 
-def write_json(data: dict, path: Path, option: str = "--json") -> None:
-    """Write ``data`` as indented JSON to ``path`` ('-': standard output), atomically."""
-    text = json.dumps(data, indent=2)
-    if str(path) == "-":
-        print(text)
-        return
-    write_atomically(path, lambda temporary: temporary.write_text(text + "\n"), option)
+__all__ = ["register", "handle", "write_json"]  # write_json lives in .common; kept importable from here

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -30,12 +29,16 @@ def handle(args: argparse.Namespace) -> int:
     from ..config import Scenario, load_scenario
 
     scenario = load_scenario(args.config, args.overrides) if args.config else Scenario().replace(args.overrides)
+    import asyncio  # here, not at module level: every simrouter command imports this module
+
     token = args.admin_token or os.environ.get(TOKEN_ENV)
     asyncio.run(_serve(scenario, args, token))
     return EXIT_OK
 
 
 async def _serve(scenario, args, token) -> None:
+    import asyncio
+
     from ..errors import ConfigError
     from ..live.loadgen import uses_client_policies
     from ..live.service import RouterService, start_service

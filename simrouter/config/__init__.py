@@ -1,9 +1,10 @@
 """Scenario configuration: typed, validated, loaded from TOML or built in Python.
 
-A ``Scenario`` is a tree of frozen dataclasses (``sections``); ``loader`` reads
-TOML files, built-in scenarios and ``--set`` overrides into it and checks every
-key, type and value, raising ``ConfigError`` naming the dotted field and what it
-accepts.
+A ``Scenario`` is a tree of frozen dataclasses (``sections``); ``schema``
+validates plain data into such dataclasses (every key, type and value, raising
+``ConfigError`` naming the dotted field and what it accepts) and back;
+``loader`` reads TOML files, built-in scenarios and ``--set`` overrides with it.
+Imports go one way: ``loader`` -> ``sections`` -> ``schema``.
 """
 
 from ..errors import ConfigError

@@ -2,8 +2,8 @@
 
 Every field has a default (the embedded default router and backend, calibrated
 to the seed's dashboard), so a TOML file states only what differs. Field
-metadata (``gt``, ``ge``, ``le``, ``required``) is enforced by the loader
-(``simrouter.config.loader``); checks that involve several fields run in
+metadata (``gt``, ``ge``, ``le``, ``required``) is enforced by
+``simrouter.config.schema``; checks that involve several fields run in
 ``Scenario.__post_init__`` and raise ``ConfigError`` naming the field.
 Times are seconds, rates are per second, probabilities are fractions.
 """
@@ -18,23 +18,7 @@ from typing import Annotated, Any, Literal
 
 from ..distributions import Constant, Distribution, Lognormal, Mixture
 from ..errors import ConfigError, unknown_key_message
-
-
-class OneOf:
-    """Marks a section that is one of several config classes, chosen by its ``tag``
-    key (``[breaker] preset = "hystrix"``; a missing tag means ``default``).
-
-    Annotate the field ``Annotated[A | B, OneOf("kind", {"a": A, "b": B}, "a")]``.
-    Each class accepts only its own keys; an override that changes the tag starts
-    the section afresh from that class's defaults (see ``apply_overrides``).
-    """
-
-    __slots__ = ("tag", "choices", "default")
-
-    def __init__(self, tag: str, choices: dict[str, type], default: str):
-        self.tag = tag
-        self.choices = choices
-        self.default = default
+from .schema import OneOf, apply_overrides, build, to_dict
 
 
 def _opt(default: Any, **meta: Any) -> Any:
@@ -175,6 +159,12 @@ class BreakerConfig:
     count_timeouts: bool = True
 
     def __post_init__(self) -> None:
+        if self.preset == "default" and self.minimum_calls > self.window_size:
+            raise ConfigError(
+                "breaker.minimum_calls",
+                f"must be <= breaker.window_size ({self.window_size}): the window holds at most window_size outcomes, "
+                f"so the failure-rate rule could never trip; got {self.minimum_calls}",
+            )
         if self.success_threshold > self.half_open_max_calls:
             raise ConfigError(
                 "breaker.success_threshold",
@@ -425,13 +415,9 @@ class Scenario:
 
     def replace(self, overrides: typing.Iterable[str]) -> "Scenario":
         """A copy with ``section.key=value`` overrides applied and re-validated."""
-        from .loader import apply_overrides, scenario_from_dict, to_dict
-
-        return scenario_from_dict(apply_overrides(to_dict(self), overrides))
+        return build(Scenario, apply_overrides(to_dict(self), overrides, Scenario))
 
     def to_dict(self) -> dict[str, Any]:
-        from .loader import to_dict
-
         return to_dict(self)
 
 
@@ -458,11 +444,13 @@ def _check_consistency(s: Scenario) -> None:
             raise ConfigError(name, f"only the open model uses arrival rates; workload.model is {w.model!r}")
         if w.max_requests:
             raise ConfigError("workload.max_requests", f"only the open model uses it; a {w.model} user sends workload.requests_per_user requests")
-        if w.requests_per_user == 0 and isinstance(w.think_time, Constant) and w.think_time.value == 0:
+        if w.requests_per_user == 0 and w.think_time.can_be_zero:
             raise ConfigError(
                 "workload.think_time",
-                "with requests_per_user = 0 (run until duration) a closed user needs a think time > 0, "
-                "or it could send endless instant rejections",
+                "with requests_per_user = 0 (run until duration) a closed user needs a think time that is never 0, "
+                "or instant rejections could repeat forever at one simulated instant; accepted: a constant > 0, "
+                "an exponential, lognormal or gamma (cv small enough that draws never underflow to 0), "
+                f"or an empirical or mixture with no 0 among its values; got a {w.think_time.spec()['dist']!r} distribution that can give 0",
             )
         if w.users * w.requests_per_user > MAX_REQUESTS:
             raise ConfigError(

@@ -2,7 +2,7 @@
 
 ``compare(scenario, seed, replications=R, target=None)``:
 
-1. simulates replications ``0 .. R-1`` of ``seed`` (``simulate(..., replications=R)``);
+1. simulates replications ``0 .. R-1`` of ``seed`` (``replicate(..., replications=R)``);
 2. runs the scenario live (``run_live``) against ``target``, or, when none is
    given, against ``simrouter serve`` started as a subprocess on a free loopback
    port with the same scenario and seed;
@@ -227,12 +227,12 @@ def compare(
     overrides=(),
 ) -> LiveComparison:
     """Simulate ``replications`` runs and one live run of ``scenario``; compare them."""
-    from ..sim import simulate
+    from ..replications import replicate
 
     scenario = load_scenario(scenario, overrides)
     if replications < 2:
         raise ConfigError("--replications", f"expected at least 2 (an interval needs two runs), got {replications}")
-    simulated = simulate(scenario, seed=seed, replications=replications)
+    simulated = replicate(scenario, seed=seed, replications=replications)
     summaries = list(simulated.summaries)
     options = dataclasses.replace(options or LiveOptions(), seed=seed)
     if target is None:

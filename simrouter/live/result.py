@@ -28,7 +28,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..metrics import breaker_recommendation
+from ..metrics import backend_mask, breaker_recommendation
 from ..outcomes import SUCCESS
 from ..policies.breakers import BreakerState, Transition
 from ..result import RunResult
@@ -61,9 +61,14 @@ class LiveResult(RunResult):
     def latencies(self, corrected: bool = True) -> np.ndarray:
         """Seconds from the intended (or, ``corrected=False``, actual) send to the answer,
         for measured requests admitted to the backend."""
-        mask = self._measured_admitted()
+        mask = self.latency_mask()
         start = self.sent if corrected else self.actual
         return self.done[mask] - start[mask]
+
+    def latency_population(self) -> np.ndarray:
+        """Requests admitted to the backend: on the real clock every answer takes
+        time, so live latency keeps the backend-admitted kinds."""
+        return backend_mask(self.kind)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per request; also ``actual_s`` and the uncorrected latency."""

@@ -209,9 +209,14 @@ class RouterService:
             return self._answer(QUEUE_FULL, sent, now)
         timeout = self.scenario.router.timeout
         timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if math.isfinite(timeout) else None
-        outcome = await future
-        if timer is not None:
-            timer.cancel()
+        try:
+            outcome = await future
+        except asyncio.CancelledError:  # the client went away: the call will never be recorded
+            breaker.release(epoch, self.now())
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         done = self.now()
         self._record(breaker, outcome, sent, done, epoch)
         return self._answer(outcome, sent, done)

@@ -2,7 +2,7 @@
 
 Every policy takes the current time as an argument and never reads a clock:
 ``limiter.try_acquire(key, now)``, ``breaker.allow(now)``,
-``breaker.record(outcome, now, epoch, duration=)``, ``retry_budget.try_withdraw(now)``. The SimPy engine passes ``env.now``; the live
+``breaker.record(outcome, now, epoch, duration=)``, ``breaker.release(epoch, now)``, ``retry_budget.try_withdraw(now)``. The SimPy engine passes ``env.now``; the live
 service passes ``time.monotonic()``.
 """
 

@@ -8,7 +8,11 @@ or their service cut short) or left to run to completion. Every copy is real
 load: it passes the limiter and the breaker like any request.
 
 The delay is fixed, or (``percentile > 0``) that percentile of the latency of
-the last ``window`` answered tries (from a try's first copy to its answer),
+the last ``window`` tries the backend answered (from a try's first copy to its
+answer; the router feeds ``observe`` only with tries answered SUCCESS, FAILURE
+or TIMEOUT by a copy that reached the backend: a try the limiter or the breaker
+rejected in 0 s says nothing about backend latency, and after an outage such
+tries would drag the estimate to 0 and hedge every try at once),
 re-estimated every ``REFRESH`` answers (never per request); until ``REFRESH``
 answers are in, the fixed delay is used. A try outlasts the delay exactly when
 its first copy does, so this estimate settles on the first copy's own
@@ -44,8 +48,18 @@ class HedgePolicy:
         """Seconds after a try starts (and between copies) before the next copy."""
         return self._delay
 
+    @property
+    def current_delay(self) -> float:
+        """The delay in force now (the latest estimate with ``percentile``)."""
+        return self._delay
+
+    @property
+    def observed(self) -> int:
+        """How many answered tries ``observe`` has seen (every ``REFRESH``-th re-estimates)."""
+        return self._count
+
     def observe(self, latency: float) -> None:
-        """A try was answered after ``latency`` seconds (feeds the percentile delay)."""
+        """The backend answered a try after ``latency`` seconds (feeds the percentile delay)."""
         samples = self._samples
         if samples is None:
             return

@@ -12,16 +12,19 @@
 ``progress_bar``, ``track``        transient progress bars (``progress``)
 =================================  ===============================================
 
-The plotting names are imported on first use, so commands that only print a
-dashboard do not pay for importing matplotlib.
+Every name is imported on first use: commands that only print a dashboard do
+not pay for importing matplotlib, and code that only needs a progress bar (or
+nothing here) does not import rich's dashboard either.
 """
 
 from importlib import import_module
 
-from .dashboard import print_dashboard, render_dashboard, target_colour
-from .progress import progress_bar, track
-
 _LAZY = {
+    "print_dashboard": "dashboard",
+    "render_dashboard": "dashboard",
+    "target_colour": "dashboard",
+    "progress_bar": "progress",
+    "track": "progress",
     "watch": "live_dashboard",
     "latency_figure": "latency_plot",
     "timeline_figure": "timeline_plot",
@@ -35,7 +38,7 @@ _LAZY = {
     "write_report": "html_report",
 }
 
-__all__ = ["print_dashboard", "progress_bar", "render_dashboard", "target_colour", "track", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str):

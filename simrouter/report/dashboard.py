@@ -3,19 +3,22 @@
 Six panels, laid out like the original system's dashboard:
 
 * 📊 LATENCY METRICS: P50, P90, P95, P99 (bold), average, max, min, samples;
-* 🚀 THROUGHPUT METRICS: requests/second (with its target), per minute, success rps;
+* 🚀 THROUGHPUT METRICS: over the throughput window (end of warm-up .. end of full
+  load): offered (sends), answered (all outcomes), goodput (successes, with the
+  throughput target), answers per minute, the window's length;
 * 🛡️ CIRCUIT BREAKER STATUS: state, health, failure rate, average response, trips,
   recovery time, the last transitions and the recommendation;
 * ⚠️ ERROR TRACKING: count and share of sent requests per error kind;
-* 📈 SYSTEM OVERVIEW: scenario, workload, backend capacity and utilisation, seed,
-  simulated time (and wall time when given);
+* 📈 SYSTEM OVERVIEW: scenario, workload, backend capacity, utilisation over the
+  throughput window and over the whole run, seed, simulated time (and wall time
+  when given);
 * 🎯 PERFORMANCE TARGETS: each target's threshold, value and PASS / FAIL / not checked.
 
 Colour rule (``target_colour``): red when a figure fails its target (the comparison
 is strict, so a value equal to the threshold fails), yellow when it passes within
 20 % of the limit (``0.8 * t <= v < t`` for ``<``; ``t < v <= 1.2 * t`` for ``>``),
 green otherwise, dim when the target is not checked. The same colour is applied to
-every figure that has a target (P95, P99, requests/second, error rate, recovery).
+every figure that has a target (P95, P99, goodput, error rate, recovery).
 Without a terminal ``rich`` drops the colours and the text stays readable.
 
 ``workload`` is read from ``summary["config"]``: pass ``RunResult.to_dict()`` (or
@@ -50,9 +53,11 @@ LATENCY_ROWS = (
 )
 HIGHLIGHTED = {"P50", "P90", "P95", "P99"}
 THROUGHPUT_ROWS = (
-    ("Requests/second", "throughput.rps", "req/s"),
-    ("Requests/minute", "throughput.rpm", "req/min"),
-    ("Success rps", "throughput.success_rps", "req/s"),
+    ("Offered rps", "throughput.offered_rps", "req/s"),
+    ("Answered rps", "throughput.rps", "req/s"),
+    ("Goodput rps", "throughput.goodput_rps", "req/s"),
+    ("Answers/minute", "throughput.rpm", "req/min"),
+    ("Window", "throughput.window_s", "s"),
 )
 BREAKER_ROWS = (
     ("Failure rate", "breaker.failure_rate", "fraction"),
@@ -63,6 +68,7 @@ BREAKER_ROWS = (
 OVERVIEW_ROWS = (
     ("Backend capacity", "backend.capacity", "slots"),
     ("Utilisation", "backend.utilization", "fraction"),
+    ("Utilisation (whole run)", "backend.utilization_whole_run", "fraction"),
     ("Requests sent", "requests.sent", "count"),
     ("Seed", "seed", ""),
     ("Replication", "replication", ""),

@@ -233,7 +233,7 @@ def run_section(item: RunItem) -> str:
 # The figures with targets, and trips: picked from the dashboard's rows.
 SIDE_BY_SIDE = (
     *(row for row in LATENCY_ROWS if row[0] in ("P50", "P95", "P99")),
-    THROUGHPUT_ROWS[0],
+    *(row for row in THROUGHPUT_ROWS if row[1] in ("throughput.offered_rps", "throughput.rps", "throughput.goodput_rps")),
     ("Error rate", "error_rate", "fraction"),
     *(row for row in BREAKER_ROWS if row[0] in ("Trips", "Recovery time")),
 )

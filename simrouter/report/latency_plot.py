@@ -1,7 +1,8 @@
 """Latency distribution of one or more runs: histogram and CDF on a log time axis.
 
-The latencies are those the summary's percentiles describe (requests admitted to
-the backend and sent after warm-up: ``RunResult.latencies()``), in milliseconds.
+The latencies are those the summary's percentiles describe (requests sent after
+warm-up that spent time, ``metrics.latency_population``, from first send to final
+answer: ``RunResult.latencies()``), in milliseconds.
 Left: a histogram with log-spaced bins (counts for one run; each run's share of
 its requests, as step outlines, when several overlay); right: the empirical CDF,
 with P50/P95/P99 marked (the summary's exact values, so the marks sit on the
@@ -40,7 +41,7 @@ def latency_figure(results, labels: Sequence[str] | None = None, *, bins: int = 
     present = [s for s in samples if s.size]
     if not present:
         for axes in (hist_axes, cdf_axes):
-            no_data(axes, "no request reached the backend")
+            no_data(axes, "no request spent time (all answered at once)")
         return figure
     edges = _log_bins(np.concatenate(present), bins)
     for result, label, ms in zip(results, labels, samples):

@@ -41,7 +41,8 @@ OUTCOME_COLOURS = {
 TARGET_FIELDS = {
     "latency_ms.p95": ("p95_ms", "<"),
     "latency_ms.p99": ("p99_ms", "<"),
-    "throughput.rps": ("min_rps", ">"),
+    "throughput.goodput_rps": ("min_rps", ">"),
+    "throughput.success_rps": ("min_rps", ">"),
     "error_rate": ("max_error_rate", "<"),
     "breaker.recovery_s": ("max_recovery_s", "<"),
 }
@@ -49,11 +50,13 @@ TARGET_FIELDS = {
 _UNITS = (
     ("latency_ms", "ms"),
     ("throughput.rpm", "req/min"),
+    ("throughput.window_s", "s"),
     ("throughput", "req/s"),
     ("error_rates", "fraction"),
     ("error_rate", "fraction"),
     ("breaker.failure_rate", "fraction"),
     ("backend.utilization", "fraction"),
+    ("backend.utilization_whole_run", "fraction"),
     ("breaker.recovery_s", "s"),
     ("breaker.trips", "count"),
     ("requests", "count"),

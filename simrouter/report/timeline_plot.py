@@ -3,9 +3,11 @@
 Three panels sharing the time axis (simulated seconds, bins of answer time from
 ``RunResult.timeseries``):
 
-1. latency P50/P95/P99 per interval (ms, log scale) with the P95/P99 targets;
+1. latency P50/P95/P99 per interval (ms, log scale) with the P95/P99 targets, of
+   the requests in the latency population (``metrics.latency_population``: they
+   spent time), warm-up included;
 2. answers per second stacked by outcome, one step per interval (empty ones at
-   zero), with the throughput target;
+   zero), successes at the bottom, with the throughput (goodput) target;
 3. the breaker state as a coloured band, drawn from the exact transition times
    (not sampled per interval); a span shorter than ``MIN_SPAN`` of the axis is
    drawn that wide, so a half-open spell of 0.2 s in a 2-minute run still shows.
@@ -53,7 +55,7 @@ def timeline_figure(result, interval: float | None = None) -> Figure:
     if series[["p50_ms", "p95_ms", "p99_ms"]].notna().any().any():
         plain_log_scale(latency_axes, "y")
     else:
-        no_data(latency_axes, "no request reached the backend")
+        no_data(latency_axes, "no request spent time (all answered at once)")
     latency_axes.set_ylabel("latency (ms, log scale)")
 
     kinds = [kind for kind in KIND_NAMES if kind in series and series[kind].sum() > 0]
@@ -75,9 +77,9 @@ def timeline_figure(result, interval: float | None = None) -> Figure:
             alpha=0.85,
             step="post",
         )
-    threshold = target_of("throughput.rps", scenario.targets)
-    if threshold is not None:
-        rps_axes.axhline(threshold, label=f"throughput target {threshold:g} req/s", **TARGET_STYLE)
+    threshold = target_of("throughput.goodput_rps", scenario.targets)
+    if threshold is not None:  # the target judges successes: compare it with the bottom (succeeded) layer
+        rps_axes.axhline(threshold, label=f"goodput target {threshold:g} req/s", **TARGET_STYLE)
     rps_axes.set_ylabel("answers per second (req/s)")
 
     _breaker_band(band_axes, result, end)

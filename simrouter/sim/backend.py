@@ -26,16 +26,57 @@ Semantics that matter for capacity:
   multiplied by ``latency_factor``.
 * ``failures.timeout`` is the probability that a call hangs: it holds its slot
   for ``hang_time`` and ends as a ``TIMEOUT``.
+
+Utilisation: both backends keep a ``ServiceLog``, the start and end of every
+service (16 bytes per admitted request), so the slot-seconds of service inside
+any window [t0, t1] are exact (``busy_time_between``): the summary reports
+utilisation over the throughput window and over the whole run.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
+from array import array
 from collections import deque
 
+import numpy as np
+
 from ..distributions import VariateStream
+from ..metrics import busy_slot_seconds
 from ..outcomes import FAILURE, SUCCESS, TIMEOUT
+
+
+class ServiceLog:
+    """When each service started and ended (seconds), in the order services
+    started: two ``array.array`` columns, no Python object per service. An end
+    may be cut short later (a cancelled service, ``cut``)."""
+
+    __slots__ = ("start", "end")
+
+    def __init__(self) -> None:
+        self.start = array("d")
+        self.end = array("d")
+
+    def add(self, start: float, end: float) -> int:
+        """Log a service; returns its index (for ``cut``)."""
+        self.start.append(start)
+        self.end.append(end)
+        return len(self.end) - 1
+
+    def cut(self, index: int, end: float) -> None:
+        """Service ``index`` stopped at ``end`` (cancelled)."""
+        self.end[index] = end
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) as numpy views of the buffers, without copying: for a
+        finished run (while a view lives, ``add`` raises ``BufferError``)."""
+        return np.frombuffer(self.start, dtype=np.float64), np.frombuffer(self.end, dtype=np.float64)
+
+    def busy_between(self, t0: float, t1: float) -> float:
+        """Slot-seconds of service inside [t0, t1], exactly."""
+        start, end = self.columns()
+        return busy_slot_seconds(start, end, t0, t1)
 
 
 class ServiceModel:
@@ -80,7 +121,7 @@ class ServiceModel:
 class Backend:
     """FIFO multi-slot backend whose requests are resolved at admission."""
 
-    __slots__ = ("_slots_free_at", "_waiting_starts", "_queue_limit", "_service", "busy_time")
+    __slots__ = ("_slots_free_at", "_waiting_starts", "_queue_limit", "_service", "busy_time", "services", "_log_start", "_log_end")
 
     cancellable = False
 
@@ -90,6 +131,8 @@ class Backend:
         self._queue_limit = config.queue_limit
         self._service = service
         self.busy_time = 0.0
+        self.services = ServiceLog()
+        self._log_start, self._log_end = self.services.start.append, self.services.end.append  # the hot path
 
     def admit(self, now: float) -> tuple[float, int] | None:
         """(end time, outcome) of a request arriving at ``now``; None if the queue is full."""
@@ -109,6 +152,8 @@ class Backend:
         end = start + service
         heapq.heapreplace(free_at, end)
         self.busy_time += service
+        self._log_start(start)
+        self._log_end(end)
         return end, outcome
 
     def busy_time_until(self, t: float) -> float:
@@ -117,3 +162,7 @@ class Backend:
         call ends (only queued calls follow), so the work past ``t`` is what the
         slots' free times exceed it by."""
         return self.busy_time - sum(free - t for free in self._slots_free_at if free > t)
+
+    def busy_time_between(self, t0: float, t1: float) -> float:
+        """Slot-seconds of service inside [t0, t1], for any window (the log)."""
+        return self.services.busy_between(t0, t1)

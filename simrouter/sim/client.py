@@ -23,7 +23,16 @@ kind is in ``retry_on``, tries remain and the retry budget allows. The
 exchange's retries, hedges and budget denials go into per-request columns.
 
 The breaker records every copy the router answers, including losers left
-running; a cancelled copy is not recorded (it has no answer).
+running; a cancelled copy the breaker admitted is not recorded (it has no
+answer) but released (``breaker.release``), so that every call the breaker
+admits ends in exactly one ``record`` or one ``release`` (a probe permit held
+by a cancelled hedge would otherwise wedge the breaker half-open).
+
+Validation is drawn once per exchange, when its first copy reaches it
+(``SimRouter.malformed``): retries and hedges of a request that passed
+validation pass it again. The percentile hedge delay learns only from tries
+the backend answered (``SUCCESS``, ``FAILURE`` or ``TIMEOUT``), never from
+copies the limiter, validation, the breaker or a full queue answered at once.
 """
 
 from __future__ import annotations
@@ -35,17 +44,21 @@ import numpy as np
 import simpy
 
 from ..distributions import VariateStream
+from ..errors import SimulationStalled
 from ..outcomes import FAILURE, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT
 from ..policies import HedgePolicy, RetryBudget, RetryPolicy
-from .model import SimRouter
+from .event_backend import WAITING
+from .instants import ANSWERS, SendTurns, at_instant
+from .model import STALL_SENDS, SimRouter
 
-PENDING, ANSWERED, CANCELLED = range(3)
+PENDING, DUE, ANSWERED, CANCELLED = range(4)  # DUE: ended, its answer is settled with the instant's others
+BACKEND_ANSWERS = (SUCCESS, FAILURE, TIMEOUT)  # kinds of a copy the backend answered
 
 
 class Exchange:
     """One logical request."""
 
-    __slots__ = ("key", "sent", "tries", "try_started", "retries", "hedges", "denied", "outstanding", "backoff", "copies", "finished", "waiter")
+    __slots__ = ("key", "sent", "tries", "try_started", "retries", "hedges", "denied", "outstanding", "backoff", "copies", "finished", "waiter", "malformed")
 
     def __init__(self, key: int, sent: float, backoff: float):
         self.key = key
@@ -60,20 +73,23 @@ class Exchange:
         self.copies: list[Copy] = []
         self.finished = False
         self.waiter: simpy.Event | None = None
+        self.malformed: bool | None = None  # the validation draw, once it reached validation
 
 
 class Copy:
     """One attempt of an exchange: a first try, a retry or a hedge."""
 
-    __slots__ = ("exchange", "state", "holds", "forwarded", "epoch", "job")
+    __slots__ = ("exchange", "state", "holds", "forwarded", "admitted", "epoch", "job", "admission")
 
     def __init__(self, exchange: Exchange):
         self.exchange = exchange
         self.state = PENDING
         self.holds = False  # holds a limiter slot until answered
         self.forwarded = 0.0  # when it passed the limiter (after any delay)
+        self.admitted = False  # the breaker let it through: it owes one record or release
         self.epoch = 0
         self.job = None  # its job on a cancellable backend
+        self.admission = 0  # its rank in backend admission order (ties: instants.py)
 
 
 class PolicyRouter:
@@ -88,8 +104,13 @@ class PolicyRouter:
         self.hedge = hedge
         self.budget = budget
         self._jitter = jitter
-        self._timeout = core._timeout
+        self._timeout = core.timeout
         self._last_activity = 0.0  # latest send or answer
+        self._stalled = 0  # sends in a row at ``_last_send`` (the stall guard)
+        self._last_send = 0.0
+        self._admissions = 0  # backend admissions so far
+        self._due: list[tuple[int, Copy, float, int]] = []  # answers due at this instant
+        self.turns = SendTurns(self.env)  # closed users' send order at one instant
         self._retries = array("H")
         self._hedges = array("H")
         self._denied = array("b")
@@ -98,7 +119,13 @@ class PolicyRouter:
 
     def call(self, key: int, now: float, wait: bool = False) -> simpy.Event | None:
         """Send a logical request at ``now``; None if it was answered at once,
-        else (with ``wait``) the event at which it is answered."""
+        else (with ``wait``) the event at which it is answered. Raises
+        ``SimulationStalled`` after ``model.STALL_SENDS`` sends in a row at one instant."""
+        if now != self._last_send:
+            self._last_send, self._stalled = now, 0
+        self._stalled += 1
+        if self._stalled > STALL_SENDS:
+            raise SimulationStalled(now, self._stalled - 1)
         self._last_activity = now
         exchange = Exchange(key, now, self.retry.backoff.base)
         if self.budget is not None:
@@ -166,35 +193,66 @@ class PolicyRouter:
         if copy.state != PENDING:  # cancelled while the limiter held it
             return
         copy.forwarded = now
-        refused = self.core.screen(now)
+        exchange = copy.exchange
+        if exchange.malformed is None:
+            exchange.malformed = self.core.malformed()
+        refused = self.core.screen(now, exchange.malformed)
         if refused is not None:
             self._release(copy, now)
             self._resolve(copy, now, refused)
             return
+        copy.admitted = True
         copy.epoch = self.core.breaker.epoch
+        self._admissions += 1
+        copy.admission = self._admissions
         backend, timeout = self.backend, self._timeout
         if backend.cancellable:
-            copy.job = backend.submit(now, lambda job: self._answered(copy, job.end, job.outcome))
+            copy.job = backend.submit(now, lambda job: self._answer_due(copy, job.end, job.outcome))
             if copy.job is not None:
                 if math.isfinite(timeout):
-                    self.env.timeout(timeout).callbacks.append(lambda _event: self._answered(copy, self.env.now, TIMEOUT))
+                    at_instant(self.env, timeout, ANSWERS).callbacks.append(lambda _event: self._deadline(copy))
                 return
         else:
             admitted = backend.admit(now)
             if admitted is not None:
                 end, outcome = admitted
-                if end > now + timeout:
+                if end > now + timeout:  # ending exactly at the deadline is a success
                     end, outcome = now + timeout, TIMEOUT
-                self.env.timeout(end - now).callbacks.append(lambda _event: self._answered(copy, end, outcome))
+                at_instant(self.env, end - now, ANSWERS).callbacks.append(lambda _event: self._answer_due(copy, end, outcome))
                 return
         self.core.settle(now, now, FAILURE, copy.epoch)
         self._release(copy, now)
         self._resolve(copy, now, QUEUE_FULL)
 
+    def _deadline(self, copy: Copy) -> None:
+        """``router.timeout`` after the copy was admitted: a TIMEOUT, unless its
+        service ends at this very instant (a success: instants.py, rule 1)."""
+        job = copy.job
+        if copy.state != PENDING or (job.state != WAITING and job.end <= self.env.now):
+            return
+        self._answer_due(copy, self.env.now, TIMEOUT)
+
+    def _answer_due(self, copy: Copy, done: float, outcome: int) -> None:
+        """A copy's answer is due now; the instant's answers are settled together,
+        in admission order, before anything else happens at this time."""
+        if copy.state != PENDING:  # cancelled, or its answer is already due
+            return
+        copy.state = DUE
+        if not self._due:
+            if self.env.peek() > self.env.now:  # nothing else happens at this instant: settle it now
+                self._answered(copy, done, outcome)
+                return
+            at_instant(self.env, 0.0, ANSWERS).callbacks.append(self._settle_due)
+        self._due.append((copy.admission, copy, done, outcome))
+
+    def _settle_due(self, _event) -> None:
+        due, self._due = self._due, []
+        due.sort(key=lambda answer: answer[0])
+        for _, copy, done, outcome in due:
+            self._answered(copy, done, outcome)
+
     def _answered(self, copy: Copy, done: float, outcome: int) -> None:
         """The router answers a backend-admitted copy (the first of its end and its deadline)."""
-        if copy.state != PENDING:  # cancelled, or already answered (its deadline came first)
-            return
         self._last_activity = max(self._last_activity, done)
         self.core.settle(copy.forwarded, done, outcome, copy.epoch)
         self._release(copy, done)
@@ -208,7 +266,7 @@ class PolicyRouter:
     # -- outcomes
 
     def _resolve(self, copy: Copy, now: float, kind: int) -> None:
-        if copy.state != PENDING:
+        if copy.state not in (PENDING, DUE):
             return
         copy.state = ANSWERED
         exchange = copy.exchange
@@ -216,7 +274,8 @@ class PolicyRouter:
         if exchange.finished:
             return
         if kind == SUCCESS or not exchange.outstanding:  # the try is answered
-            self.hedge.observe(now - exchange.try_started)
+            if kind in BACKEND_ANSWERS:
+                self.hedge.observe(now - exchange.try_started)
             if kind == SUCCESS:
                 self._finish(exchange, now, SUCCESS)
             else:
@@ -233,10 +292,8 @@ class PolicyRouter:
         backoff = self.retry.backoff.delay(exchange.retries, exchange.backoff, self._jitter.next())
         exchange.backoff = backoff
         exchange.retries += 1
-        if backoff > 0:
-            self.env.timeout(backoff).callbacks.append(lambda _event: self._start_try(exchange, self.env.now))
-        else:
-            self._start_try(exchange, now)
+        # Even without a backoff the retry goes out after the answers due now (instants.py).
+        self.env.timeout(backoff).callbacks.append(lambda _event: self._start_try(exchange, self.env.now))
 
     def _finish(self, exchange: Exchange, now: float, kind: int) -> None:
         exchange.finished = True
@@ -258,4 +315,6 @@ class PolicyRouter:
         copy.exchange.outstanding -= 1
         if copy.job is not None:
             self.backend.cancel(copy.job, now)
+        if copy.admitted:  # it will never be recorded: give back what the breaker granted
+            self.core.breaker.release(copy.epoch, now)
         self._release(copy, now)

@@ -11,7 +11,9 @@ backend none.
 
 Service times and outcomes are drawn when service starts, from the same
 ``ServiceModel`` as the fast backend; since both serve in FIFO order, without
-cancellations the two produce identical runs from the same streams.
+cancellations the two produce identical runs from the same streams. Each
+service goes into a ``backend.ServiceLog`` (its end cut short when cancelled),
+so busy time inside any window is exact, as on the fast backend.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Callable
 
 import simpy
 
-from .backend import ServiceModel
+from .backend import ServiceLog, ServiceModel
+from .instants import ANSWERS, at_instant
 
 WAITING, RUNNING, DONE, CANCELLED = range(4)
 
@@ -31,19 +34,20 @@ class Job:
     """One request inside the backend; ``on_done(job)`` is called at its end
     (not if cancelled), with ``end`` and ``outcome`` set."""
 
-    __slots__ = ("on_done", "state", "start", "end", "outcome")
+    __slots__ = ("on_done", "state", "start", "end", "outcome", "logged_as")
 
     def __init__(self, on_done: Callable[["Job"], None]):
         self.on_done = on_done
         self.state = WAITING
         self.start = self.end = 0.0
         self.outcome = 0
+        self.logged_as = -1  # its index in the backend's ServiceLog once started
 
 
 class EventBackend:
     """FIFO multi-slot backend driven by completion events; supports ``cancel``."""
 
-    __slots__ = ("_env", "_capacity", "_queue_limit", "_service", "_busy", "_queue", "_waiting", "_idle_since", "busy_time")
+    __slots__ = ("_env", "_capacity", "_queue_limit", "_service", "_busy", "_queue", "_waiting", "_idle_since", "busy_time", "services")
 
     cancellable = True
 
@@ -57,6 +61,7 @@ class EventBackend:
         self._waiting = 0  # jobs in the queue that are still waiting
         self._idle_since = [0.0] * config.capacity  # a heap: the latest times a slot went idle, one per slot
         self.busy_time = 0.0
+        self.services = ServiceLog()
 
     def submit(self, now: float, on_done: Callable[[Job], None]) -> Job | None:
         """Admit a request at ``now``; None if the queue is full."""
@@ -78,6 +83,7 @@ class EventBackend:
         elif job.state == RUNNING:
             job.state = CANCELLED
             self.busy_time -= job.end - now
+            self.services.cut(job.logged_as, now)
             self._free_slot(now)
 
     def _start(self, job: Job, now: float) -> None:
@@ -85,7 +91,8 @@ class EventBackend:
         job.state, job.start, job.end, job.outcome = RUNNING, now, now + service, outcome
         self._busy += 1
         self.busy_time += service
-        self._env.timeout(service).callbacks.append(lambda _event: self._complete(job))
+        job.logged_as = self.services.add(now, now + service)
+        at_instant(self._env, service, ANSWERS).callbacks.append(lambda _event: self._complete(job))  # answers first (instants.py)
 
     def _complete(self, job: Job) -> None:
         if job.state != RUNNING:  # cancelled while running: its slot is already free
@@ -111,3 +118,7 @@ class EventBackend:
         after ``t`` went idle for the last time, so the latest ``capacity`` idle
         times hold every slot's end of work past ``t``."""
         return self.busy_time - sum(idle - t for idle in self._idle_since if idle > t)
+
+    def busy_time_between(self, t0: float, t1: float) -> float:
+        """Slot-seconds of service inside [t0, t1], for any window (the log)."""
+        return self.services.busy_between(t0, t1)

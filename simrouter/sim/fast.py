@@ -13,9 +13,10 @@ only two heaps:
   every backend-admitted request not yet answered. Before anything happens at
   time ``t``, every answer due at or before ``t`` is settled, in time order
   (ties in admission order): the breaker records it, the recorder appends it;
-* ``wakeups`` (closed workloads): (time, order, user) of each user's next
-  send: its answer time plus the think time, both known at admission. A user
-  answered at once with no think time sends again without a wake-up.
+* ``wakeups`` (closed workloads): (time, user) of each user's next send: its
+  answer time plus the think time, both known at admission; users due at one
+  instant send in user order. A user answered at once with no think time sends
+  again without a wake-up.
 
 An open workload's arrival times come in order already, so it needs only the
 answers heap. Per request this is a heap push and pop or two, where the SimPy
@@ -23,9 +24,14 @@ engine (``engine="events"``) spends an event per answer, per think and per
 service end and a process switch; both give the same runs from the same
 streams (``tests/test_fast_engine.py``).
 
-An answer due at exactly the time of a send is settled first (the router
-answers before it admits a request arriving at that instant); with continuous
-latency and think times such ties have probability zero.
+Ties follow the rule both engines state in ``instants``: a service that ends
+exactly at its deadline is a success (``TIMEOUT`` only when end > sent +
+timeout); an answer due at exactly the time of a send is settled first (the
+router answers before it admits a request arriving at that instant), answers
+due together in admission order; users due together send in user order
+(``tests/test_fix_engine_ties.py``). No configuration can spin at one
+instant: after ``model.STALL_SENDS`` sends in a row without the clock moving,
+``run_closed`` raises ``errors.SimulationStalled``.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from itertools import count
 
+from ..errors import SimulationStalled
 from ..outcomes import BREAKER_REJECTED, FAILURE, QUEUE_FULL, RATE_LIMITED, TIMEOUT, VALIDATION
 from ..workload import arrival_times
+from .model import STALL_SENDS
 
 
 def _router_calls(router) -> tuple[Callable[[int, float], float | None], Callable[[float], None]]:
@@ -50,15 +58,15 @@ def _router_calls(router) -> tuple[Callable[[int, float], float | None], Callabl
     admit = router.backend.admit
     recorder = router.recorder
     add_sent, add_done, add_kind = recorder.sent.append, recorder.done.append, recorder.kind.append
-    p_validation = router._p_validation
-    validation = router._validation_uniform.next
-    timeout = router._timeout
+    p_validation = router.p_validation
+    malformed = router.malformed
+    timeout = router.timeout
     order = count()
 
     def send(key: int, now: float) -> float | None:
         if not acquire(key, now):
             kind = RATE_LIMITED
-        elif p_validation and validation() < p_validation:
+        elif p_validation and malformed():
             kind = VALIDATION
         elif not allow(now):
             kind = BREAKER_REJECTED
@@ -109,13 +117,13 @@ def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at
     send, settle = _router_calls(router)
     turns = 0
     users = len(thinks)
-    wakeups = [(0.0, user, user) for user in range(users)]
-    order = count(users)
+    wakeups = [(0.0, user) for user in range(users)]  # (time, user): users due together send in user order
     left = [requests or -1] * users  # -1 never reaches 0: unlimited
     finished: list[float] = []
-    now = 0.0
+    now = stalled_at = 0.0
+    stalled = 0  # sends in a row at ``stalled_at``
     while wakeups:
-        now, _, user = heappop(wakeups)
+        now, user = heappop(wakeups)
         turns += 1
         if tick is not None and not turns & TICK_MASK:
             tick(now)
@@ -124,7 +132,12 @@ def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at
             finished.append(now)
             continue
         think = thinks[user]
+        if now != stalled_at:
+            stalled_at, stalled = now, 0
         while True:
+            stalled += 1
+            if stalled > STALL_SENDS:
+                raise SimulationStalled(now, stalled - 1)
             answered = send(user, now)
             left[user] -= 1
             if not left[user]:
@@ -132,10 +145,10 @@ def run_closed(router, thinks: list[Callable[[], float]], requests: int, stop_at
                 break
             pause = think()
             if answered is not None:
-                heappush(wakeups, (answered + pause, next(order), user))
+                heappush(wakeups, (answered + pause, user))
                 break
             if pause > 0:
-                heappush(wakeups, (now + pause, next(order), user))
+                heappush(wakeups, (now + pause, user))
                 break
     settle(math.inf)
     return _end_time(router), finished

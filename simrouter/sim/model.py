@@ -4,7 +4,9 @@ A request goes ``limiter -> validation -> breaker -> backend``:
 
 1. the limiter (keyed by user) may reject it: ``RATE_LIMITED``, answered at once;
 2. a fraction ``backend.failures.validation`` is malformed: ``VALIDATION`` (422),
-   answered at once, not seen by the breaker;
+   answered at once, not seen by the breaker. Malformed is a property of the
+   logical request: drawn once, when it first reaches validation; a retry or
+   hedge of a request that passed validation passes it again;
 3. the breaker may reject it: ``BREAKER_REJECTED``, answered at once;
 4. the backend may reject it (queue full), which the breaker counts as a failure;
    otherwise the router answers at ``min(end, sent + router.timeout)``: the
@@ -22,6 +24,16 @@ Two engines run this model (``run.build_router`` picks one per scenario):
   (send, wait for the answer, think, repeat) are SimPy processes, an open
   workload is one arrival process, both calling ``client.PolicyRouter.call(key,
   now, wait)``.
+
+Both obey one tie rule (``instants``), so they agree even when times sit on a
+grid: a service ending exactly at its deadline succeeds; answers due at an
+instant are settled before any send at it, in admission order (on SimPy:
+service ends and deadlines are ``ANSWERS``-priority events, settled together
+by the router, and a deadline that finds its service ending at that instant
+lets it succeed); closed users due at one instant send in user order
+(``SendTurns``), whatever SimPy's event ids. Both raise
+``errors.SimulationStalled`` after ``STALL_SENDS`` sends in a row at one
+instant instead of looping forever.
 """
 
 from __future__ import annotations
@@ -37,13 +49,18 @@ from ..workload import arrival_times
 from .backend import Backend
 
 
+# Sends in a row without the simulated clock advancing before a run is declared
+# stalled (``errors.SimulationStalled``): far more than any real instant holds.
+STALL_SENDS = 1_000_000
+
+
 class SimRouter:
     """The router's parts: limiter, validation, breaker, backend and recorder.
 
     On the fast path ``fast.run_closed`` / ``fast.run_open`` drive them directly
     (one decision per request at send time, answers settled in time order);
-    ``client.PolicyRouter`` wraps them on the SimPy engine and reuses ``screen``
-    and ``settle``."""
+    ``client.PolicyRouter`` wraps them on the SimPy engine and reuses
+    ``malformed``, ``screen`` and ``settle``."""
 
     __slots__ = ("env", "limiter", "breaker", "backend", "recorder", "_timeout", "_p_validation", "_validation_uniform")
 
@@ -57,10 +74,28 @@ class SimRouter:
         self._p_validation = scenario.backend.failures.validation
         self._validation_uniform = validation_uniform
 
-    def screen(self, now: float) -> int | None:
-        """After the limiter: ``VALIDATION`` or ``BREAKER_REJECTED`` if the
-        request is answered at once, None if it goes on to the backend."""
-        if self._p_validation and self._validation_uniform.next() < self._p_validation:
+    @property
+    def timeout(self) -> float:
+        """``router.timeout``: seconds the router waits for each backend call."""
+        return self._timeout
+
+    @property
+    def p_validation(self) -> float:
+        """``backend.failures.validation``: the fraction of malformed requests."""
+        return self._p_validation
+
+    def malformed(self) -> bool:
+        """Draw whether a logical request is malformed (one draw of the validation
+        stream when ``p_validation`` > 0). Drawn ONCE per logical request, when it
+        first reaches validation: its retries and hedges reuse the decision."""
+        return bool(self._p_validation) and self._validation_uniform.next() < self._p_validation
+
+    def screen(self, now: float, malformed: bool) -> int | None:
+        """After the limiter: ``VALIDATION`` (``malformed``, drawn by ``malformed()``)
+        or ``BREAKER_REJECTED`` if the request is answered at once, None if it goes
+        on to the backend (the breaker admitted it: it must end in one
+        ``breaker.record`` or one ``breaker.release``)."""
+        if malformed:
             return VALIDATION
         if not self.breaker.allow(now):
             return BREAKER_REJECTED
@@ -74,21 +109,32 @@ class SimRouter:
 
 def closed_user(env: simpy.Environment, router, key: int, requests: int, think: VariateStream, stop_at: float, finished: list[float]) -> Generator:
     """Send, wait for the answer, think; ``requests`` times (0: until ``stop_at``).
-    Appends to ``finished`` when the user's last request was answered."""
+    Appends to ``finished`` when the user's last request was answered. Each time
+    it becomes due (at the start, when its answer came or its think time ended)
+    it waits for its turn (``router.turns``: users due at one instant send in user
+    order, after the answers due then; ``instants.py``)."""
+    turn = router.turns.turn
     sent = 0
+    if (my_turn := turn(key)) is not None:
+        yield my_turn
     while requests == 0 or sent < requests:
         now = env.now
         if now >= stop_at:
             break
         sent += 1
+        waited = False
         answered = router.call(key, now, wait=True)
         if answered is not None:
             yield answered
+            waited = True
         if sent == requests:
             break
         pause = think.next()
         if pause > 0:
             yield env.timeout(pause)
+            waited = True
+        if waited and (my_turn := turn(key)) is not None:
+            yield my_turn
     finished.append(env.now)
 
 

@@ -1,4 +1,5 @@
-"""``simulate``: run a scenario in simulated time and return a ``RunResult``.
+"""``simulate``: run a scenario once in simulated time and return a ``RunResult``
+(many independent replications: ``simrouter.replications.replicate``).
 
 The run ends when every user has finished (closed workloads), arrivals have
 stopped at ``duration`` (open workloads), and every admitted request has been
@@ -47,26 +48,17 @@ def simulate(
     seed: int = 1,
     overrides=(),
     replication: int = 0,
-    replications: int | None = None,
     engine: str = "auto",
     progress: bool = False,
-    **replication_options,
-):
+) -> RunResult:
     """Simulate ``scenario`` (a Scenario, built-in name or TOML path) once -> ``RunResult``.
 
-    With ``replications=R`` (or ``precision=``): replications 0..R-1 of the same
-    seed -> ``ReplicatedResult``; ``replication_options`` go to
-    ``simrouter.replications.replicate`` (precision, max_replications, executor ...).
-    ``engine``: see the module docstring. ``progress``: a transient bar of simulated
-    time on standard error (the fast engine; replications count runs instead)."""
+    ``replication`` picks the replication's own random streams (0 .. R-1 of the
+    same ``seed`` are independent); many replications, their means and
+    intervals: ``simrouter.replicate``. ``engine``: see the module docstring.
+    ``progress``: a transient bar of simulated time on standard error (the fast engine)."""
     if engine not in ENGINES:
         raise ConfigError("engine", f"expected one of {', '.join(ENGINES)}, got {engine!r}")
-    if replications is not None or replication_options:
-        if engine != "auto":
-            raise ConfigError("engine", "only for a single run (without replications)")
-        from ..replications import replicate
-
-        return replicate(scenario, seed=seed, overrides=overrides, replications=replications, progress=progress, **replication_options)
     scenario = load_scenario(scenario, overrides)
     started = time.perf_counter()
     env = simpy.Environment(initial_time=0.0)  # float time: a transition at the start is 0.0 on both engines
@@ -100,6 +92,7 @@ def simulate(
         sim_time_s=float(end),
         full_load_end_s=min(finished) if finished else float(end),
         backend_busy_s=router.backend.busy_time_until(end),
+        services=router.backend.services.columns(),
         **({} if isinstance(router, SimRouter) else router.columns()),
         wall_time_s=time.perf_counter() - started,
     )

@@ -12,8 +12,10 @@ preset             breaker
 =================  ===============================================================
 
 Every breaker has ``allow(now)``, ``epoch``, ``record(outcome, now, epoch,
-duration=)``, ``advance(now)``, ``state``, ``transitions`` and ``trips`` (see
-``core``); each module's docstring states its library's rules.
+duration=)``, ``release(epoch, now)`` (a cancelled call), ``advance(now)``,
+``state``, ``transitions`` and ``trips`` (see ``core``: every admitted call ends
+in one ``record`` or one ``release``); each module's docstring states its
+library's rules.
 """
 
 from __future__ import annotations

@@ -1,12 +1,22 @@
 """What every circuit breaker shares: states, the transition log, epochs.
 
-A breaker is a clock-free state machine driven by two calls::
+A breaker is a clock-free state machine driven by three calls::
 
     breaker.allow(now) -> bool            may a call start at ``now``?
     breaker.record(outcome, now, epoch, duration=0.0)
                                           a call admitted in ``epoch`` ended at ``now``
                                           with an outcome code (simrouter.outcomes),
                                           after ``duration`` seconds
+    breaker.release(epoch, now)           a call admitted in ``epoch`` was cancelled at
+                                          ``now`` and will never be recorded (a hedge
+                                          loser): it gives back what ``allow`` granted
+                                          it (resilience4j's ``releasePermission()``)
+
+**Every call ``allow`` admits ends in exactly one ``record`` or one
+``release``.** That is what keeps a half-open breaker live: with no admitted
+call outstanding, a HALF_OPEN breaker admits a new probe (or has moved state);
+a probe permit that is neither recorded nor released would wedge it half-open
+for good (``tests/test_fix_policies.py`` checks this on random call streams).
 
 ``breaker.epoch`` (read right after a successful ``allow``) numbers the state
 the call was admitted in: it grows by one at every transition, so epoch ``e``
@@ -92,4 +102,7 @@ class NoBreaker(BreakerBase):
         return True
 
     def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
+        pass
+
+    def release(self, epoch: int, now: float) -> None:
         pass

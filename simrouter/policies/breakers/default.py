@@ -18,7 +18,8 @@ It honours epochs: an outcome recorded with an older epoch is ignored, so a slow
 call admitted while CLOSED cannot count as a half-open probe. Timeouts count as
 failures when ``count_timeouts`` is set, else they are ignored (an ignored
 probe gives its half-open place back, as in resilience4j: otherwise probes that
-time out would leave the breaker HALF_OPEN and rejecting for good).
+time out would leave the breaker HALF_OPEN and rejecting for good). A probe
+cancelled before its answer (``release``) gives its place back the same way.
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ class CircuitBreaker(BreakerBase):
                 self._probe_successes += 1
                 if self._probe_successes >= self.config.success_threshold:
                     self._move(BreakerState.CLOSED, now)
+
+    def release(self, epoch: int, now: float) -> None:
+        """A call admitted in ``epoch`` was cancelled: a probe of the current
+        HALF_OPEN gives its place back (older epochs hold none)."""
+        if epoch == self.epoch and self.state is BreakerState.HALF_OPEN and self._probes_admitted:
+            self._probes_admitted -= 1
 
     def _record_closed(self, failed: bool, now: float) -> None:
         config = self.config

@@ -21,7 +21,13 @@ honoured, as in Hystrix: markSuccess / markNonSuccess act on the current state,
 so in HALF_OPEN any call's outcome decides (a late success from before the trip
 closes it). Hystrix always counts timeouts (its command timeout is 1 s by
 default; here the router's ``router.timeout`` applies); ``count_timeouts =
-false`` is a simrouter extension that ignores them.
+false`` is a simrouter extension that ignores them (an ignored probe outcome
+gives the single probe back: the next call probes).
+
+A cancelled call (``release``: an unsubscribed command) calls markNonSuccess,
+as Hystrix 1.5.12's unsubscribe cleanup does: in HALF_OPEN, whichever call it
+was, the breaker re-opens with a fresh sleep window; otherwise nothing happens
+(cancellations are not in the health counts).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.H
 class HystrixBreaker(BreakerBase):
     """Hystrix's circuit breaker with its 500 ms health snapshots."""
 
-    __slots__ = ("_interval", "_buckets_in_window", "_origin", "_next_snapshot", "_buckets", "_opened_at")
+    __slots__ = ("_interval", "_buckets_in_window", "_origin", "_next_snapshot", "_buckets", "_opened_at", "_probing")
 
     def __init__(self, config):
         super().__init__(config)
@@ -48,6 +54,7 @@ class HystrixBreaker(BreakerBase):
         self._next_snapshot = 1
         self._buckets: deque[list] = deque()  # [bucket index, total, errors], oldest first
         self._opened_at = 0.0
+        self._probing = False  # the single half-open probe is out
 
     def allow(self, now: float) -> bool:
         self.advance(now)
@@ -55,6 +62,10 @@ class HystrixBreaker(BreakerBase):
             return True
         if self.state is OPEN and now > self._opened_at + self.config.sleep_window:
             self._move(HALF_OPEN, now)
+            self._probing = True
+            return True
+        if self.state is HALF_OPEN and not self._probing:  # an ignored probe gave it back
+            self._probing = True
             return True
         return False
 
@@ -62,6 +73,8 @@ class HystrixBreaker(BreakerBase):
         self.advance(now)
         failed = self.counted_failure(outcome)
         if failed is None:
+            if self.state is HALF_OPEN and (epoch is None or epoch == self.epoch):  # the probe's own outcome
+                self._probing = False
             return
         if self.state is HALF_OPEN:
             if failed:
@@ -70,6 +83,12 @@ class HystrixBreaker(BreakerBase):
                 self._move(CLOSED, now)
                 self._restart_stream(now)
         self._count(failed, now)
+
+    def release(self, epoch: int, now: float) -> None:
+        """A cancelled call: markNonSuccess (HALF_OPEN -> OPEN, a fresh sleep window)."""
+        self.advance(now)
+        if self.state is HALF_OPEN:
+            self._open(now)
 
     def advance(self, now: float) -> None:
         """Take the health snapshots due by ``now`` (they can only trip a CLOSED breaker)."""

@@ -23,6 +23,10 @@ whichever call it belongs to (a late success from before the trip closes it).
 Timeouts count as failures (Polly's default ShouldHandle handles every exception
 but OperationCanceledException, TimeoutRejectedException included);
 ``count_timeouts = false`` leaves them unhandled, which Polly treats as a success.
+A cancelled call (``release``: a hedge loser whose token was cancelled) ends
+in an OperationCanceledException, which the default ShouldHandle leaves
+unhandled: Polly treats it as a success too (OnUnhandledOutcomeAsync), so a
+cancelled probe closes the circuit rather than leaving it half-open.
 """
 
 from __future__ import annotations
@@ -92,11 +96,7 @@ class PollyBreaker(BreakerBase):
 
     def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
         if not self.counted_failure(outcome):  # an unhandled timeout is a success for Polly
-            self._health.add(False, now)
-            if self.state is HALF_OPEN:
-                self._move(CLOSED, now)
-                self._half_open_attempts = 0
-                self._health.clear()
+            self._unhandled(now)
             return
         state = self.state
         if state is HALF_OPEN:
@@ -109,6 +109,18 @@ class PollyBreaker(BreakerBase):
             throughput = health.successes + health.failures
             if throughput >= self.config.minimum_throughput and health.failures / throughput >= self.config.failure_ratio:
                 self._open(now)
+
+    def release(self, epoch: int, now: float) -> None:
+        """A cancelled call: an unhandled outcome (OperationCanceledException)."""
+        self._unhandled(now)
+
+    def _unhandled(self, now: float) -> None:
+        """An outcome ShouldHandle does not handle: a success (closes HALF_OPEN)."""
+        self._health.add(False, now)
+        if self.state is HALF_OPEN:
+            self._move(CLOSED, now)
+            self._half_open_attempts = 0
+            self._health.clear()
 
     def break_duration(self) -> float:
         """The next break: break_duration grown by the half-open attempts so far."""

@@ -22,7 +22,8 @@ current state is not logged as a transition. Without overlapping calls this is
 plain pybreaker.
 
 ``count_timeouts = false`` mirrors ``exclude=[Timeout]``: pybreaker handles an
-excluded error as a success.
+excluded error as a success. pybreaker has no probe permits (HALF_OPEN lets
+every call through), so a cancelled call (``release``) changes nothing.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class PybreakerBreaker(BreakerBase):
             self._success_counter += 1
             if self._success_counter >= self.config.success_threshold:
                 self._enter(CLOSED, now)
+
+    def release(self, epoch: int, now: float) -> None:
+        """A cancelled call: pybreaker holds nothing for it."""
 
     def _enter(self, to: BreakerState, t: float) -> None:
         # pybreaker re-enters the state it is in (open() while OPEN restarts the

@@ -32,7 +32,10 @@ state's window. One from a call admitted while CLOSED that ends in OPEN lands in
 the window OPEN discards; one that ends in HALF_OPEN counts as a probe outcome.
 Timeouts count as failures (resilience4j records every exception by default);
 ``count_timeouts = false`` ignores them like ``ignore_exceptions``, which also
-gives a half-open permit back.
+gives a half-open permit back. A cancelled call (``release``) gives its permit
+back as ``releasePermission()`` does, but only to the HALF_OPEN state that
+granted it (resilience4j releases into whatever state is current; a call
+admitted while CLOSED holds no permit here, so the probe cap holds).
 """
 
 from __future__ import annotations
@@ -151,6 +154,13 @@ class Resilience4jBreaker(BreakerBase):
             self._open(now)
         elif self.state is HALF_OPEN:
             self._close(now)
+
+    def release(self, epoch: int, now: float) -> None:
+        """A call admitted in ``epoch`` was cancelled: its half-open permit comes back."""
+        if self.state is not CLOSED:
+            self.advance(now)
+        if self.state is HALF_OPEN and epoch == self.epoch:
+            self._permits += 1
 
     def advance(self, now: float) -> None:
         c = self.config
