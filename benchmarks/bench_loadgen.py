@@ -130,7 +130,7 @@ def run_simrouter(url: str, users: int, seconds: float, folder: Path, client: st
     out = folder / "live.json"
     command = [
         sys.executable, "-m", "simrouter", "live", "concurrent", "--target", url, "--client", client,
-        "--set", f"workload.users={users}", "--set", "workload.requests_per_user=100000000",
+        "--set", f"workload.users={users}", "--set", "workload.requests_per_user=1000000",
         "--set", f"duration={seconds}", "--set", "limiter.algorithm=none", "--set", "breaker.preset=none",
         "--json", str(out),
     ]

@@ -321,8 +321,8 @@ def test_live_sigint_writes_every_request_and_exits_130(tmp_path):
             argv += ["--set", item]
 
         def forty_answered(process):
-            wait_for(lambda: len(svc.service.recorder.kind) >= 40, "40 answered requests")
-            answered.append(len(svc.service.recorder.kind))
+            wait_for(lambda: svc.service.recorder.answered >= 40, "40 answered requests")
+            answered.append(svc.service.recorder.answered)
 
         code, _, err, stopped_after = interrupt(argv, forty_answered, signal.SIGINT)
     assert code == 130, err

@@ -174,6 +174,6 @@ def test_the_cli_json_says_what_happened(tmp_path, capsys):
     assert status == 0 and "Traceback" not in captured.out + captured.err
     data = json.loads(out.read_text())
     assert data["requests"]["sent"] == data["requests"]["protocol_errors"] == SENT
-    assert data["live"]["transport_errors"] == {name: (SENT if name == "protocol_errors" else 0) for name in LIVE_KIND_NAMES[7:]}
+    assert data["live"]["transport_errors"] == {name: (SENT if name == "protocol_errors" else 0) for name in LIVE_KIND_NAMES[7:12]}  # the transport kinds
     assert data["error_rate"] == 1.0 and data["live"]["cut_short"] is False
     assert any("reset or closed mid-answer" in note for note in data["live"]["notes"])

@@ -97,13 +97,14 @@ def test_any_submit_gets_an_outcome_and_malformed_ones_a_json_error(svc, body, c
     [
         (b'{"user": 1, "usr": 2}', "application/json", "unknown field 'usr'; accepted fields: user, prompt"),
         (b'{"user": 1, "prompt": 5}', "application/json", "prompt: expected a string"),
-        (b'{"user": true}', "application/json", "user: expected a string or a whole number"),
-        (b'{"user": "' + b"u" * 300 + b'"}', "application/json", "at most 256 characters"),
+        (b'{"user": true}', "application/json", 'user: expected a whole number or a string of digits (e.g. 3 or "3"), got True'),
+        (b'{"user": "' + b"u" * 300 + b'"}', "application/json", "user: expected a whole number or a string of digits"),
+        (b'{"user": "9' + b"9" * 19 + b'"}', "application/json", "user: expected a 64-bit whole number"),
         (b'{"user": 1}', "text/plain", "expected Content-Type: application/json"),
         (b"[" * 100_00 + b"]" * 100_00, "application/json", "not valid JSON"),  # deeper than Python's recursion limit
         (b"\xff\xfe{}", "application/json", "not valid JSON"),
     ],
-    ids=["unknown-field", "bad-prompt", "bool-user", "long-user", "content-type", "nested-too-deep", "not-utf8"],
+    ids=["unknown-field", "bad-prompt", "bool-user", "long-user", "huge-user", "content-type", "nested-too-deep", "not-utf8"],
 )
 def test_malformed_submit_says_what_is_wrong(svc, body, content_type, phrase):
     status, headers, data = request(svc.url, "POST", "/submit", body, {"Content-Type": content_type})

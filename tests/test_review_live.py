@@ -84,7 +84,7 @@ def test_metrics_recovery_after_a_reset_is_on_the_service_clock():
     assert breaker.allow(120.0)  # the probe
     breaker.record(SUCCESS, 120.0, breaker.epoch)  # closes
     clock.t = 150.0
-    summary = service.result().summary
+    summary = service.summary()
     assert summary["breaker"]["trips"] == 1
     assert summary["breaker"]["recovery_s"] == pytest.approx(5.0)  # closed at 120, fault ended at 115
 
@@ -100,10 +100,10 @@ def test_utilization_counts_only_the_service_time_elapsed():
         backend = service._backend_for(asyncio.get_running_loop())
         assert backend.submit() is not None
         clock.t = 12.0
-        before_reset = service.result().summary["backend"]["utilization"]
+        before_reset = service.summary()["backend"]["utilization"]
         service._reset_policies()  # POST /admin/reset at t = 12, the call still in service
         clock.t = 16.0
-        after_reset = service.result().summary["backend"]["utilization"]
+        after_reset = service.summary()["backend"]["utilization"]
         return before_reset, after_reset
 
     before_reset, after_reset = asyncio.run(main())

@@ -17,6 +17,12 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("calibrated.toml"), help="scenario TOML to write (default calibrated.toml)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the fit report as JSON")
     parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the hold-out split (default 0)")
+    parser.add_argument(
+        "--timeouts", type=int, default=None, metavar="N",
+        help="N more requests timed out (known only to take longer than --timeout): fitted as right-censored "
+        "(default: from a live JSON, its timeouts scaled to the sample; 0 for a sample file)",
+    )
+    parser.add_argument("--timeout", type=float, default=None, metavar="S", help="the timeout of --timeouts, seconds (default: the run's router.timeout)")
     parser.set_defaults(handler=handle)
 
 
@@ -24,13 +30,23 @@ def handle(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..live.calibrate import QUANTILES, base_scenario, calibrate, calibrated_scenario, read_sample
+    from ..errors import ConfigError
+    from ..live.calibrate import QUANTILES, Censoring, base_scenario, calibrate, calibrated_scenario, read_censoring, read_sample
     from .common import write_json
 
     sample, config = read_sample(args.source, args.unit)
-    calibration = calibrate(sample, seed=args.seed, family=args.family)
+    censoring = read_censoring(args.source, int(sample.size)) if config is not None else Censoring()
+    if args.timeouts is not None or args.timeout is not None:
+        timeout = args.timeout
+        if timeout is None:
+            timeout = ((config or {}).get("router") or {}).get("timeout")
+            if timeout is None:
+                raise ConfigError("--timeout", "expected the timeout (seconds) of --timeouts: the sample has no run config to take router.timeout from")
+        censoring = Censoring(censoring.count if args.timeouts is None else args.timeouts, float(timeout))
+    calibration = calibrate(sample, seed=args.seed, family=args.family, censored=censoring.count, censor_at=censoring.at)
     scenario = calibrated_scenario(base_scenario(args.scenario, config), calibration, args.out)
-    title = f"latency fit to {calibration.sample_size} samples (fit error: hold-out Kolmogorov-Smirnov distance; KS p: test on the whole sample)"
+    censored = f" and {censoring.count} timeouts > {censoring.at:g} s (censored)" if censoring.count else ""
+    title = f"latency fit to {calibration.sample_size} samples{censored} (fit error: hold-out Kolmogorov-Smirnov distance; KS p: test on the whole sample)"
     table = Table(title=title)
     table.add_column("family")
     table.add_column("fit error", justify="right")
@@ -43,8 +59,15 @@ def handle(args: argparse.Namespace) -> int:
         spec = fit.to_dict()["spec"]
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items() if k != "dist")
         pvalue = "-" if fit.ks_pvalue is None else f"{fit.ks_pvalue:.3f}"
-        table.add_row(fit.family + mark, f"{fit.ks_holdout:.4f}", pvalue, *(f"{fit.quantile_errors[f'p{q}']:+.1%}" for q in QUANTILES), params)
+        errors = (fit.quantile_errors[f"p{q}"] for q in QUANTILES)
+        table.add_row(fit.family + mark, f"{fit.ks_holdout:.4f}", pvalue, *("> timeout" if e is None else f"{e:+.1%}" for e in errors), params)
     Console().print(table)
+    if censoring.count:
+        observed = censoring.count / (calibration.sample_size + censoring.count)
+        fitted = ", ".join(f"{f.family} {f.censored_fraction:.1%}" for f in calibration.fits if f.family != "empirical")
+        print(f"over the timeout: {observed:.1%} observed; fitted {fitted}")
+        if calibration.best.family == "empirical":
+            print("note: the empirical fit cannot go beyond the timeout: its tail is cut there (both parametric families were rejected)")
     print(f"wrote {args.out} (scenario {scenario.name!r}, backend.latency = {calibration.best.family})")
     if args.json is not None:
         write_json(calibration.to_dict(), args.json)

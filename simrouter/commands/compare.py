@@ -17,6 +17,11 @@ def register(subparsers) -> None:
     add_scenario_options(parser)
     parser.add_argument("--target", default=None, metavar="URL", help="a live router's base URL (default: start simrouter serve on a free loopback port)")
     parser.add_argument("--replications", type=int, default=5, help="simulated replications for the intervals (default 5)")
+    parser.add_argument(
+        "--adjust", choices=("bonferroni", "none"), default="bonferroni",
+        help="bonferroni (default): each row's prediction interval widened so the whole table has a 5%% chance of any 'no' "
+        "when the model is right; none: 95%% per row (about one 'no' in twenty rows by chance)",
+    )
     add_live_options(parser)
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the comparison (with the live run) as JSON ('-' for standard output)")
     parser.add_argument("--csv", metavar="PATH", type=Path, help="write the table as CSV")
@@ -32,7 +37,7 @@ def handle(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, args.overrides)
     target = check_target(args.target) if args.target else None
-    comparison = compare(scenario, seed=args.seed, replications=args.replications, target=target, options=live_options(args))
+    comparison = compare(scenario, seed=args.seed, replications=args.replications, target=target, options=live_options(args), adjust=args.adjust)
     if args.json is not None:
         write_json(comparison.to_dict(), args.json)
     if args.csv is not None:

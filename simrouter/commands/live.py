@@ -14,7 +14,10 @@ from .serve import TOKEN_ENV
 def register(subparsers) -> None:
     parser = subparsers.add_parser("live", help="run a scenario's workload in wall time against a live HTTP target")
     add_scenario_options(parser)
-    parser.add_argument("--target", required=True, metavar="URL", help="the router's base URL, e.g. http://127.0.0.1:8000 (POST URL/submit)")
+    parser.add_argument(
+        "--target", required=True, metavar="URL",
+        help="the router's base URL, e.g. http://127.0.0.1:8000 or http://host/api (POST URL/submit; userinfo is sent as Basic auth, never shown)",
+    )
     add_live_options(parser)
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the result as JSON ('-' for standard output)")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
@@ -28,7 +31,15 @@ def add_live_options(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--max-requests", type=int, default=0, help="stop after this many requests (default: the scenario's bounds)")
     live.add_argument("--client-timeout", type=float, default=None, metavar="S", help="seconds to wait for an answer (default router.timeout + 5)")
     live.add_argument("--late-threshold", type=float, default=10.0, metavar="MS", help="an arrival sent this much after its intended time is late (default 10)")
-    live.add_argument("--admin-token", default=None, help=f"token for the target's /admin/faults (default ${TOKEN_ENV})")
+    live.add_argument(
+        "--max-backlog", type=int, default=None, metavar="N",
+        help="open model: an arrival finding connections + N requests pending is dropped (kind dropped, a failure; default 10000)",
+    )
+    live.add_argument("--admin-token", default=None, help=f"token for the target's /admin/faults (${TOKEN_ENV} only with --target-is-serve)")
+    live.add_argument(
+        "--target-is-serve", action="store_true",
+        help=f"the target is simrouter's own serve: send it ${TOKEN_ENV} for [[faults]] when no --admin-token is given",
+    )
     live.add_argument("--no-faults", action="store_true", help="do not send the scenario's [[faults]] to the target")
     live.add_argument(
         "--map", dest="rules", action="append", default=[], metavar="STATUS[:HEADER=VALUE]=KIND",
@@ -55,33 +66,46 @@ def live_options(args: argparse.Namespace):
         raise ConfigError("--client-timeout", f"expected a finite number of seconds > 0 (every request must end), got {args.client_timeout}")
     if not args.late_threshold >= 0:
         raise ConfigError("--late-threshold", f"expected milliseconds >= 0, got {args.late_threshold}")
+    if args.max_backlog is not None and args.max_backlog < 0:
+        raise ConfigError("--max-backlog", f"expected a whole number >= 0, got {args.max_backlog}")
+    # The environment's token is a secret for simrouter's own serve: never sent to another host unasked.
+    token = args.admin_token or (os.environ.get(TOKEN_ENV) if args.target_is_serve else None)
+    extra = {} if args.max_backlog is None else {"max_backlog": args.max_backlog}
     return LiveOptions(
         connections=args.connections,
         max_requests=args.max_requests,
         client_timeout=args.client_timeout,
         late_threshold=args.late_threshold / 1000.0,
-        admin_token=args.admin_token or os.environ.get(TOKEN_ENV),
+        admin_token=token,
+        target_is_serve=args.target_is_serve,
         inject_faults=not args.no_faults,
         seed=args.seed,
         classifier=Classifier(args.rules, defaults=not args.no_default_map),
         client=args.client,
         progress=True,
+        **extra,
     )
 
 
 def check_target(url: str) -> str:
-    """``url`` if it is an http(s)://HOST[:PORT] base URL, else ConfigError('--target')."""
+    """``url`` if it is an http(s)://[USER:PASS@]HOST[:PORT][/PATH] base URL, else ConfigError('--target')
+    (the message never repeats userinfo)."""
     from urllib.parse import urlsplit
 
     from ..errors import ConfigError
 
+    from ..live.http1 import redact
+
     parts = urlsplit(url)
+    shown = redact(url) if "@" in parts.netloc else url
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
-        raise ConfigError("--target", f"expected a port from 1 to 65535 in {url!r}") from None
+        raise ConfigError("--target", f"expected a port from 1 to 65535 in {shown!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("--target", f"expected a base URL like http://127.0.0.1:8000, got {url!r}")
+        raise ConfigError("--target", f"expected a base URL like http://127.0.0.1:8000 or http://host/api, got {shown!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError("--target", f"expected a base URL without a query or fragment (requests go to URL/submit), got {shown!r}")
     return url.rstrip("/")
 
 

@@ -10,6 +10,17 @@ import sys
 from .common import EXIT_OK, port_arg, seed_arg
 
 TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
+DEFAULT_HEADER_TIMEOUT_S = 10.0  # simrouter.live.header_timeout.DEFAULT_HEADER_TIMEOUT_S (not imported: keeps `--help` light)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
 
 
 def register(subparsers) -> None:
@@ -22,6 +33,13 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=port_arg, default=8000, help="port (default 8000; 0 picks a free one)")
     parser.add_argument("--seed", type=seed_arg, default=1, help="seed of the backend's latency and failure draws (default 1)")
     parser.add_argument("--admin-token", default=None, help=f"token for /admin (default: ${TOKEN_ENV}, else a random one, printed)")
+    parser.add_argument(
+        "--header-timeout", type=_seconds, default=DEFAULT_HEADER_TIMEOUT_S, metavar="S",
+        help=f"close a connection that has not sent a request's complete header block S seconds after it opened or after the request's first byte (slowloris; default {DEFAULT_HEADER_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--protocol", choices=("simrouter", "openai"), default="simrouter", help="simrouter: POST /submit (default); openai: /v1/chat/completions, /v1/completions, /v1/models (docs/protocols.md)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -43,7 +61,12 @@ async def _serve(scenario, args, token) -> None:
     from ..live.loadgen import uses_client_policies
     from ..live.service import RouterService, start_service
 
-    service = RouterService(scenario, seed=args.seed, admin_token=token)
+    if args.protocol == "openai":  # the same policies behind OpenAI-compatible endpoints
+        from ..live.openai_service import OpenAIService
+
+        service = OpenAIService(scenario, seed=args.seed, admin_token=token, header_timeout=args.header_timeout)
+    else:
+        service = RouterService(scenario, seed=args.seed, admin_token=token, header_timeout=args.header_timeout)
     try:
         runner, url = await start_service(service, args.host, args.port)
     except OSError as exc:

@@ -194,6 +194,11 @@ def _convert(hint: Any, value: Any, field: str, meta: Any, base_dir: Path | None
         if not isinstance(value, list):
             raise ConfigError(field, f"expected a list (TOML array of tables [[{field}]]), got {value!r}")
         return [_convert(item_type, item, f"{field}.{i}", {}, base_dir) for i, item in enumerate(value)]
+    if origin is dict:  # a TOML table of strings ([request] headers)
+        _, item_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(field, f"expected a table (e.g. {field.rpartition('.')[2]} = {{ Name = \"value\" }}), got {value!r}")
+        return {key: _convert(item_type, item, f"{field}.{key}", {}, base_dir) for key, item in value.items()}
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
@@ -222,6 +227,8 @@ def _convert(hint: Any, value: Any, field: str, meta: Any, base_dir: Path | None
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(field, f"expected a string, got {value!r}")
+        if meta.get("path") and base_dir is not None and value and not Path(value).is_absolute():
+            return str(base_dir / value)  # a file named relative to the scenario file
         return value
     raise ConfigError(field, f"unsupported field type {hint}")  # pragma: no cover
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from ..distributions import Constant, Distribution, Lognormal, Mixture
 from ..errors import ConfigError, unknown_key_message
+from ..protocols.check import check_request
 from .schema import OneOf, apply_overrides, build, to_dict
 
 
@@ -276,6 +277,11 @@ class Failures:
     processing: float = _opt(0.002, ge=0, le=1)
     timeout: float = _opt(0.0, ge=0, le=1)
     validation: float = _opt(0.001, ge=0, le=1)
+    # ``serve --protocol openai`` only (docs/protocols.md): the fraction of streamed answers
+    # cut after a random number of tokens (no finish reason, no [DONE]: ``incomplete_stream``)
+    # and the fraction ended by an SSE ``error`` event (server_error). Unset: 0.
+    stream_cut: float | None = _opt(None, ge=0, le=1)
+    stream_error: float | None = _opt(None, ge=0, le=1)
 
 
 # The embedded default backend; see the README ("How the default was chosen").
@@ -299,6 +305,13 @@ class BackendConfig:
     latency: Distribution = _opt(DEFAULT_LATENCY)
     failures: Failures = _opt(Failures())
     hang_time: float = _opt(30.0, gt=0)
+    # ``serve --protocol openai`` only, ignored by the simulation (docs/protocols.md):
+    # ``ttft`` replaces ``latency`` as the service time to the first token (unset: latency),
+    # ``tpot`` is the time between output tokens (unset: 0), ``output_tokens`` the answer's
+    # length in tokens, rounded, at least 1, at most the request's max_tokens (unset: 16).
+    ttft: Distribution | None = None
+    tpot: Distribution | None = None
+    output_tokens: Distribution | None = None
 
 
 @dataclass(frozen=True)
@@ -389,6 +402,54 @@ class MetricsConfig:
     interval: float = _opt(1.0, gt=0)
 
 
+# What ``simrouter live`` sends (docs/protocols.md); the simulation ignores it.
+REQUEST_PATHS = {"simrouter": "/submit", "openai-chat": "/v1/chat/completions", "openai-completions": "/v1/completions", "http": "/"}
+OPENAI_PROTOCOLS = ("openai-chat", "openai-completions")
+
+
+@dataclass(frozen=True)
+class RequestConfig:
+    """``[request]``: the HTTP request ``simrouter live`` sends for each arrival.
+
+    ``protocol``: ``simrouter`` (``POST /submit {"user": N}``, the reference
+    service), ``openai-chat`` / ``openai-completions`` (OpenAI-compatible
+    ``POST /v1/chat/completions`` / ``/v1/completions`` with ``model``,
+    ``max_tokens`` and ``stream``), or ``http`` (any ``method``, a JSON ``body``
+    template with ``{user}``, ``{seq}``, ``{prompt}``). ``path`` defaults per
+    protocol (``REQUEST_PATHS``) and may carry a query string. ``headers`` values
+    (and ``path``, ``body``) may name environment variables as ``${VAR}``, read at
+    run time, never here: this object (and so every result's echoed config) keeps
+    ``${VAR}`` literally. ``prompts``: a JSONL file, one prompt string or full
+    body object per line, cycled. The checks are ``simrouter.protocols.check.check_request``.
+    """
+
+    protocol: Literal["simrouter", "openai-chat", "openai-completions", "http"] = "simrouter"
+    path: str | None = None
+    method: str | None = None
+    model: str | None = None
+    stream: bool | None = None
+    max_tokens: int | None = _opt(None, ge=1)
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    prompts: str | None = _opt(None, path=True)  # relative to the scenario file
+
+    def __post_init__(self) -> None:
+        check_request(self)
+
+    @property
+    def effective_path(self) -> str:
+        return self.path if self.path is not None else REQUEST_PATHS[self.protocol]
+
+    @property
+    def effective_method(self) -> str:
+        return self.method if self.method is not None else "POST"
+
+    @property
+    def effective_stream(self) -> bool:
+        """Streamed (SSE) answers: the openai protocols' default; never for the others."""
+        return self.protocol in OPENAI_PROTOCOLS and self.stream is not False
+
+
 # Seconds of warm-up, or "auto": chosen per run by MSER-5 (simrouter.warmup).
 Warmup = typing.Union[float, Literal["auto"]]
 
@@ -409,6 +470,7 @@ class Scenario:
     faults: list[FaultWindow] = _opt(list)
     targets: Targets = _opt(Targets())
     metrics: MetricsConfig = _opt(MetricsConfig())
+    request: RequestConfig = _opt(RequestConfig())
 
     def __post_init__(self) -> None:
         _check_consistency(self)

@@ -19,7 +19,16 @@ counted exactly once:
 ``client_timeouts``    no answer within the client timeout (a hung target)
 ``protocol_errors``    connection reset or closed mid-answer, or an answer that is not HTTP
 ``interrupted``        in flight when the run was cut short (Ctrl-C, SIGTERM)
+``dropped``            an open-model arrival the generator did not send: ``connections +
+                       max_backlog`` requests were already pending (k6's dropped iterations)
 =====================  =============================================================
+
+A ``dropped`` arrival is a failed request like the others (in ``requests``, the
+error rates and every gate) but has no latency: nothing was sent. No ``--map``
+rule can produce it. ``LATENCY_KINDS`` are the live kinds that spent time on the
+target besides the simulation's backend kinds (``simrouter.outcomes.BACKEND_KINDS``):
+an answer no rule classifies, a refused connection, a client timeout, a broken
+answer; they are in the latency figures at the time they took.
 """
 
 from __future__ import annotations
@@ -34,9 +43,13 @@ CONNECT_ERROR = 8
 CLIENT_TIMEOUT = 9
 PROTOCOL_ERROR = 10
 INTERRUPTED = 11
+DROPPED = 12
 
-LIVE_KIND_NAMES = KIND_NAMES + ("unexpected_status", "connect_errors", "client_timeouts", "protocol_errors", "interrupted")
+LIVE_KIND_NAMES = KIND_NAMES + ("unexpected_status", "connect_errors", "client_timeouts", "protocol_errors", "interrupted", "dropped")
 TRANSPORT_KINDS = (UNEXPECTED_STATUS, CONNECT_ERROR, CLIENT_TIMEOUT, PROTOCOL_ERROR, INTERRUPTED)
+LIVE_ONLY_KINDS = TRANSPORT_KINDS + (DROPPED,)
+LATENCY_KINDS = (UNEXPECTED_STATUS, CONNECT_ERROR, CLIENT_TIMEOUT, PROTOCOL_ERROR)
+MAPPABLE_KIND_NAMES = tuple(name for name in LIVE_KIND_NAMES if name != "dropped")
 
 DEFAULT_RULES = (
     "200=succeeded",
@@ -63,8 +76,8 @@ class Rule:
     def parse(cls, text: str) -> "Rule":
         match, sep, kind_name = text.rpartition("=")
         field = "--map"
-        if not sep or kind_name not in LIVE_KIND_NAMES:
-            raise ConfigError(field, f"expected STATUS[:HEADER=VALUE]=KIND with KIND one of {', '.join(LIVE_KIND_NAMES)}, got {text!r}")
+        if not sep or kind_name not in MAPPABLE_KIND_NAMES:
+            raise ConfigError(field, f"expected STATUS[:HEADER=VALUE]=KIND with KIND one of {', '.join(MAPPABLE_KIND_NAMES)}, got {text!r}")
         status_text, _, header_test = match.partition(":")
         header = value = None
         if header_test:

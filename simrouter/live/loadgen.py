@@ -1,7 +1,13 @@
 """The load generator: a scenario's workload in wall-clock time against an HTTP target.
 
 ``run_live(scenario, target)`` sends ``POST {target}/submit`` with the body
-``{"user": key}`` and returns a ``LiveResult`` (``simrouter.live.result``).
+``{"user": key}`` and returns a ``LiveResult`` (``simrouter.live.result``). The
+target's path is kept (``http://h:8000/api`` posts to ``/api/submit``); userinfo in
+the URL (``http://u:p@h``) is sent as HTTP Basic authorization, never in ``Host``,
+and is left out of every result and message (``LiveResult.target`` is redacted).
+A request is data (``http1.Request``: method, path, headers, body, built once per
+user key by ``LoadGenerator.build_request``), encoded once; the answer (status,
+headers, body: ``http1.Answer``) goes to the ``Classifier``.
 Requests go through the lean keep-alive client ``simrouter.live.http1`` for
 ``http://`` targets (``client="aiohttp"``, and any ``https://`` target, use aiohttp);
 the admin and metrics calls always use aiohttp.
@@ -18,11 +24,21 @@ Workloads, as in the simulation (``simrouter.sim.model``):
   arrival waits for one of ``connections`` connections (as wrk2's ``-c``); an
   arrival finding ``connections + max_backlog`` requests already pending is
   *dropped* (not sent; k6's dropped_iterations). An arrival sent more than
-  ``late_threshold`` after its intended time is *late*.
+  ``late_threshold`` after its intended time is *late*. A dropped arrival is
+  recorded as a request of kind ``dropped`` (a failure in every rate and gate,
+  without latency: nothing was sent).
+
+Lag, per request (open model): *scheduler lag* is intended time -> the request
+ready to go (the generator's own timers, tasks and CPU), *pool wait* is ready ->
+a connection free (all ``connections`` busy: the target is slow, or too few
+connections). ``live.generator`` says which made requests late and warns when
+the generator's own CPU or event-loop lag (a 50 ms probe timer) limited the run.
 
 Latency is kept from both the intended send time (``sent``: coordinated-omission
 corrected, as wrk2) and the actual send time (``actual``); they differ when the
-generator or its connections fall behind.
+generator or its connections fall behind. ``done`` is when the answer's last byte
+was read (the lean client stamps it in ``data_received``, not when the awaiting
+coroutine resumed); a timeout or transport failure is stamped when it happened.
 
 Bounds: arrivals stop at ``duration`` or after ``max_requests`` (the scenario's,
 else ``LiveOptions.max_requests``), never beyond ``hard_cap``; every request then
@@ -35,7 +51,9 @@ gives its answer, or a transport kind (refused, reset, hung, garbage).
 
 Fault injection: the scenario's ``[[faults]]`` are POSTed to
 ``{target}/admin/faults`` at the start of the run, with times relative to then
-(the service keeps them on its own clock). The breaker's transitions are read
+(the service keeps them on its own clock), with ``LiveOptions.admin_token`` only
+when one is given (the CLI gives ``$SIMROUTER_ADMIN_TOKEN`` only to a target named
+as simrouter's own, ``--target-is-serve``). The breaker's transitions are read
 back from ``{target}/metrics`` at the end and put on the generator's clock.
 """
 
@@ -44,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -59,11 +78,13 @@ from ..distributions import Exponential, VariateStream
 from ..errors import ConfigError
 from ..sim import streams
 from ..workload import arrival_times, open_schedule
-from .classify import CLIENT_TIMEOUT, CONNECT_ERROR, INTERRUPTED, PROTOCOL_ERROR, Classifier
-from .http1 import ConnectFailed, Http1Pool, TargetError, parse_headers, request_bytes
+from .classify import CLIENT_TIMEOUT, CONNECT_ERROR, DROPPED, INTERRUPTED, PROTOCOL_ERROR, Classifier
+from .http1 import ConnectFailed, Http1Pool, Request, TargetError, encode_request, parse_target
 
 SUBMIT_PATH = "/submit"
 DEFAULT_OPEN_CONNECTIONS = 256
+LOOP_PROBE_S = 0.05  # the event-loop lag probe's period
+TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
 
 
 @dataclass
@@ -76,7 +97,8 @@ class LiveOptions:
     client_timeout: float | None = None  # None: router.timeout + 5 s (60 s if none)
     late_threshold: float = 0.010
     max_backlog: int = 10_000
-    admin_token: str | None = None
+    admin_token: str | None = None  # sent to /admin/faults only when given
+    target_is_serve: bool = False  # the user named the target as simrouter's own serve
     inject_faults: bool = True
     seed: int = 1
     classifier: Classifier = field(default_factory=Classifier)
@@ -94,16 +116,18 @@ class LiveOptions:
 class _Columns:
     """Per-request columns on the generator's clock (seconds since the run started)."""
 
-    __slots__ = ("sent", "actual", "done", "kind")
+    __slots__ = ("sent", "ready", "actual", "done", "kind")
 
     def __init__(self) -> None:
-        self.sent = array("d")
-        self.actual = array("d")
-        self.done = array("d")
+        self.sent = array("d")  # intended send time
+        self.ready = array("d")  # the request ready to go, before waiting for a connection
+        self.actual = array("d")  # sent on a connection
+        self.done = array("d")  # answer read (or failure)
         self.kind = array("b")
 
-    def add(self, sent: float, actual: float, done: float, kind: int) -> None:
+    def add(self, sent: float, ready: float, actual: float, done: float, kind: int) -> None:
         self.sent.append(sent)
+        self.ready.append(ready)
         self.actual.append(actual)
         self.done.append(done)
         self.kind.append(kind)
@@ -112,7 +136,9 @@ class _Columns:
         return len(self.kind)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        return tuple(np.frombuffer(c, dtype=t).copy() for c, t in ((self.sent, np.float64), (self.actual, np.float64), (self.done, np.float64), (self.kind, np.int8)))
+        """sent, actual, done, kind, ready."""
+        columns = ((self.sent, np.float64), (self.actual, np.float64), (self.done, np.float64), (self.kind, np.int8), (self.ready, np.float64))
+        return tuple(np.frombuffer(c, dtype=t).copy() for c, t in columns)
 
 
 class LoadGenerator:
@@ -120,14 +146,23 @@ class LoadGenerator:
 
     def __init__(self, scenario: Scenario, target: str, options: LiveOptions | None = None):
         self.scenario = scenario
-        self.target = target.rstrip("/")
+        self.target = target.rstrip("/")  # may carry userinfo: never shown
+        self.where = parse_target(self.target)
+        self.display_target = self.where.display  # what results and notes show
+        # Without userinfo: its credentials go in an Authorization header (aiohttp refuses both).
+        self._base = f"{self.where.scheme}://{self.where.host_header}{self.where.base_path}"
         self.options = options or LiveOptions()
         self.columns = _Columns()
         self.arrivals = 0
         self.dropped = 0
         self.late = 0
+        self.late_pool = 0  # late requests whose lag was mostly waiting for a connection
         self.lag_sum = 0.0
         self.max_lag = 0.0
+        self.loop_lag = array("d")  # the probe timer's lateness, seconds
+        self.cpu_s = 0.0  # the generator thread's CPU time while sending
+        self.sending_s = 0.0  # wall time of the sending phase
+        self.resent = 0  # requests sent again after a reused connection closed under them
         self.cut_short = False
         self.interrupted_by: str | None = None  # the signal that cut the run short
         self.notes: list[str] = []
@@ -137,8 +172,8 @@ class LoadGenerator:
         self._sleeper: asyncio.Future | None = None
         self.finished: list[float] = []  # when each user (or the arrival process) stopped sending
         self._limit = self._request_limit()
-        self._bodies = [json.dumps({"user": key}).encode() for key in range(scenario.workload.users)]
-        self._requests = [request_bytes(self.target, SUBMIT_PATH, body) for body in self._bodies]
+        self._built = [self.build_request(key) for key in range(scenario.workload.users)]
+        self._requests = [encode_request(request, self.where.host_header) for request in self._built]
         client = self.options.client
         if client not in ("auto", "fast", "aiohttp"):
             raise ConfigError("--client", f"expected auto, fast or aiohttp, got {client!r}")
@@ -147,6 +182,14 @@ class LoadGenerator:
         self._fast = client == "fast" or (client == "auto" and self.target.startswith("http://"))
         if uses_client_policies(scenario):
             self.notes.append("router.retry / router.hedge are simulation policies: this live run sends each request once")
+
+    def build_request(self, key: int) -> Request:
+        """User ``key``'s request: ``POST {base path}/submit`` with ``{"user": key}``
+        (the one place a protocol codec would build another)."""
+        headers = [("Content-Type", "application/json")]
+        if self.where.authorization:
+            headers.append(("Authorization", self.where.authorization))
+        return Request("POST", self.where.base_path + SUBMIT_PATH, tuple(headers), json.dumps({"user": key}).encode())
 
     def _request_limit(self) -> int:
         w = self.scenario.workload
@@ -176,27 +219,41 @@ class LoadGenerator:
         wall_start = time.time()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers, skip_auto_headers=("User-Agent",)) as session:
             self._session = session
-            self._url = self.target + SUBMIT_PATH
+            self._url = self._base + SUBMIT_PATH
             self._pool = Http1Pool(self.target, self.options.timeout_for(self.scenario)) if self._fast else None
             self._exchange = self._exchange_fast if self._fast else self._exchange_aiohttp
             await self._inject_faults(session)
             self._t0 = self._loop.time()  # after the injection: waiting for it must not make arrivals late
             self._install_signal_handlers()
             ticker = asyncio.create_task(self._show_progress()) if self.options.progress else None
+            probe = asyncio.create_task(self._probe_loop_lag())
+            cpu_before = time.thread_time()  # this thread's: a service in another thread is not the generator
             try:
                 if w.model == "open":
                     await self._open(connections)
                 else:
                     await self._closed()
             finally:
+                self.cpu_s = time.thread_time() - cpu_before
+                self.sending_s = self.now()
+                probe.cancel()
                 if ticker is not None:
                     ticker.cancel()
                 self._remove_signal_handlers()
                 if self._pool is not None:
+                    self.resent = self._pool.resent
                     self._pool.close()
             elapsed = self.now()
             target_metrics = await self._target_metrics(session)
         return build_live_result(self, elapsed, target_metrics, wall_start)
+
+    async def _probe_loop_lag(self) -> None:
+        """How late a ``LOOP_PROBE_S`` timer fires: the event loop's own lag (CPU, blocking work)."""
+        loop, lags = self._loop, self.loop_lag
+        while True:
+            expected = loop.time() + LOOP_PROBE_S
+            await asyncio.sleep(LOOP_PROBE_S)
+            lags.append(max(0.0, loop.time() - expected))
 
     async def _show_progress(self) -> None:
         """Advance a progress bar with the run's elapsed time, four times a second."""
@@ -232,7 +289,7 @@ class LoadGenerator:
                     return
                 sent += 1
                 self.arrivals += 1
-                await self._request(key, now)
+                await self._request(key, None, None)  # sent when ready: no schedule to be late for
                 if sent == requests:
                     return
                 pause = think.next()
@@ -271,6 +328,8 @@ class LoadGenerator:
             key = keys.next()
             if len(in_flight) >= pending_limit:
                 self.dropped += 1
+                now = self.now()
+                self.columns.add(t, now, now, now, DROPPED)  # answered at once by the generator: not sent
                 continue
             task = asyncio.ensure_future(self._slotted_request(slots, key, t))
             in_flight.add(task)
@@ -281,22 +340,25 @@ class LoadGenerator:
             await asyncio.gather(*list(in_flight), return_exceptions=True)
 
     async def _slotted_request(self, slots: asyncio.Semaphore, key: int, intended: float) -> None:
+        ready = self.now()  # up to here: the generator's own scheduling; from here: waiting for a connection
         try:
             await slots.acquire()
         except asyncio.CancelledError:
             # Cut short while waiting for a connection: never sent, still counted.
             now = self.now()
-            self.columns.add(intended, now, now, INTERRUPTED)
+            self.columns.add(intended, ready, now, now, INTERRUPTED)
             raise
         try:
-            await self._request(key, intended)
+            await self._request(key, intended, ready)
         finally:
             slots.release()
 
     # -- one request
 
-    async def _request(self, key: int, intended: float) -> None:
+    async def _request(self, key: int, intended: float | None, ready: float | None) -> None:
         actual = self.now()
+        if intended is None:
+            intended = ready = actual
         lag = actual - intended
         if lag > 0:
             self.lag_sum += lag
@@ -304,31 +366,35 @@ class LoadGenerator:
                 self.max_lag = lag
             if lag > self.options.late_threshold:
                 self.late += 1
+                if actual - ready > ready - intended:
+                    self.late_pool += 1
         try:
-            kind = await self._exchange(key)
+            kind, done = await self._exchange(key)
         except asyncio.CancelledError:
             now = self.now()
-            self.columns.add(intended, actual, now, INTERRUPTED)
+            self.columns.add(intended, ready, actual, now, INTERRUPTED)
             raise
         except asyncio.TimeoutError:
-            kind = CLIENT_TIMEOUT
+            kind, done = CLIENT_TIMEOUT, self.now()
         except (aiohttp.ClientConnectorError, ConnectFailed):
-            kind = CONNECT_ERROR
+            kind, done = CONNECT_ERROR, self.now()
         except (aiohttp.ClientError, TargetError, OSError, ValueError):
-            kind = PROTOCOL_ERROR
-        self.columns.add(intended, actual, self.now(), kind)
+            kind, done = PROTOCOL_ERROR, self.now()
+        self.columns.add(intended, ready, actual, done, kind)
 
-    async def _exchange_fast(self, key: int) -> int:
-        status, head = await self._pool.post(self._requests[key])
+    async def _exchange_fast(self, key: int) -> tuple[int, float]:
+        """(kind, when the answer's last byte came) of user ``key``'s request."""
+        answer = await self._pool.request(self._requests[key])
         classifier = self.options.classifier
-        if classifier.needs_headers(status):
-            return classifier.kind(status, parse_headers(head))
-        return classifier.kind(status)
+        status = answer.status
+        kind = classifier.kind(status, answer.headers) if classifier.needs_headers(status) else classifier.kind(status)
+        return kind, answer.done_at - self._t0
 
-    async def _exchange_aiohttp(self, key: int) -> int:
-        async with self._session.post(self._url, data=self._bodies[key]) as response:
+    async def _exchange_aiohttp(self, key: int) -> tuple[int, float]:
+        request = self._built[key]
+        async with self._session.post(self._url, data=request.body, headers=request.headers) as response:
             await response.read()
-            return self.options.classifier.kind(response.status, response.headers)
+            return self.options.classifier.kind(response.status, response.headers), self.now()
 
     # -- interruption
 
@@ -368,9 +434,12 @@ class LoadGenerator:
 
     # -- the target's admin and metrics endpoints
 
+    def _basic_headers(self) -> dict:
+        return {"Authorization": self.where.authorization} if self.where.authorization else {}
+
     def _admin_headers(self) -> dict:
         token = self.options.admin_token
-        return {"Authorization": f"Bearer {token}"} if token else {}
+        return {"Authorization": f"Bearer {token}"} if token else self._basic_headers()
 
     async def _inject_faults(self, session: aiohttp.ClientSession) -> None:
         faults = self.scenario.faults
@@ -378,10 +447,12 @@ class LoadGenerator:
             if faults:
                 self.notes.append("fault injection disabled: the scenario's [[faults]] were not sent")
             return
+        if not self.options.admin_token and not self.options.target_is_serve and os.environ.get(TOKEN_ENV):
+            self.notes.append(f"${TOKEN_ENV} was not sent to {self.display_target}: pass --admin-token, or --target-is-serve for simrouter's own serve")
         body = {"faults": [{"start": f.start, "end": f.end, "error_rate": f.error_rate, "latency_factor": f.latency_factor} for f in faults]}
         wait = aiohttp.ClientTimeout(total=min(5.0, self.options.timeout_for(self.scenario)))
         try:
-            async with session.post(self.target + "/admin/faults", json=body, headers=self._admin_headers(), timeout=wait) as response:
+            async with session.post(self._base + "/admin/faults", json=body, headers=self._admin_headers(), timeout=wait) as response:
                 status = response.status
                 text = await response.text()
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -400,7 +471,7 @@ class LoadGenerator:
         before = self.now()
         try:
             wait = aiohttp.ClientTimeout(total=min(5.0, self.options.timeout_for(self.scenario)))
-            async with session.get(self.target + "/metrics", timeout=wait) as response:
+            async with session.get(self._base + "/metrics", timeout=wait, headers=self._basic_headers()) as response:
                 if response.status != 200:
                     return None
                 data = await response.json(content_type=None)

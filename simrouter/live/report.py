@@ -1,5 +1,6 @@
 """Terminal report of a live run: the simulation's dashboard plus a live panel
-(corrected vs uncorrected latency, schedule, transport errors, notes)."""
+(corrected vs uncorrected latency, schedule, what limited the run, transport
+errors, notes). Figures the target did not report read "not measured"."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def live_panel(result) -> Panel:
         f"late (> {schedule['late_threshold_ms']:g} ms) {schedule['late']}, max lag {schedule['max_lag_ms']:.1f} ms",
         "transport errors: " + ", ".join(f"{k} {v}" for k, v in live["transport_errors"].items()),
     ]
+    generator = live.get("generator") or {}
+    if generator:
+        lag, wait = generator.get("scheduler_lag_ms"), generator.get("pool_wait_ms")
+        late_by = generator["late_by"]
+        lags = "" if lag is None else f"scheduler lag p99 {lag['p99'] or 0:.1f} ms, pool wait p99 {wait['p99'] or 0:.1f} ms; "
+        lines.append(
+            f"generator: {lags}late by scheduler {late_by['scheduler']}, by pool {late_by['pool']}; "
+            f"limited by: {generator['limited_by'] or 'nothing'}; CPU {generator['cpu_share']:.0%} of a core"
+        )
+    if live.get("not_measured"):
+        lines.append("not measured (the target does not report them): " + ", ".join(live["not_measured"]))
     lines += [f"note: {note}" for note in live["notes"]]
     from rich.console import Group
 

@@ -6,18 +6,29 @@ time, so ``latency_ms`` is coordinated-omission corrected. Differences:
 
 * ``latency_ms`` and ``latency_ms_window`` percentiles come from HdrHistogram
   (3 significant digits, ``simrouter.live.hdr``), not from exact sorting;
-* ``requests`` and ``error_rates`` also hold the live transport kinds
-  (``simrouter.live.classify``), so ``sent`` is still the sum of the kinds;
+* which requests the figures describe: ``requests`` and the error rates count
+  every arrival once, by kind, with the live kinds (``simrouter.live.classify``)
+  besides the simulation's, ``dropped`` included (so ``requests.sent`` is the
+  arrivals the run recorded, and ``error_rate`` counts dropped ones as failed);
+  ``latency_ms`` describes every request that spent time on the target: the
+  simulation's backend kinds (succeeded, timeouts, failures) and the live ones
+  that took time (``client_timeouts`` and ``protocol_errors`` at the time they
+  took, ``connect_errors``, ``unexpected_status``); not the router's immediate
+  rejections (rate limited, breaker open, queue full, validation), as in the
+  simulation, nor ``dropped`` (never sent) or ``interrupted`` (cut off);
 * ``breaker`` comes from the target's ``/metrics`` (transitions moved to the
-  generator's clock) when the target provides one, else it reads "closed" with
-  no transitions and ``live.breaker_source`` says ``"none"``;
+  generator's clock) when the target provides one (simrouter's own serve); a
+  target that does not report it gets ``null`` state, health, trips,
+  transitions and recovery, listed in ``live.not_measured`` and shown as "not
+  measured"; ``live.breaker_source`` says ``"target"`` or ``"none"``;
 * ``backend`` is the target's own figure when available (utilisation since the
-  target started or was reset);
-* ``live``: target, cut_short, corrected and uncorrected HDR latency (with the
-  encoded histograms, mergeable), schedule (arrivals, dropped, late, lag),
-  transport errors, fault injection, the target's own request counts and
-  latency, notes, and ``latency_sample_s`` (successful requests, for
-  ``simrouter calibrate``).
+  target started or was reset), else capacity and utilisation are ``null``;
+* ``live``: target (without userinfo), cut_short, corrected and uncorrected HDR
+  latency (with the encoded histograms, mergeable), schedule (arrivals, sent,
+  dropped, late, lag), ``generator`` (scheduler lag vs pool wait, loop lag, CPU,
+  what limited the run), transport errors, fault injection, the target's own
+  request counts and latency, notes, and ``latency_sample_s`` (successful
+  requests, for ``simrouter calibrate``).
 """
 
 from __future__ import annotations
@@ -28,16 +39,21 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..metrics import backend_mask, breaker_recommendation
+from ..metrics import breaker_recommendation, throughput
 from ..outcomes import SUCCESS
 from ..policies.breakers import BreakerState, Transition
 from ..result import RunResult
 from ..targets import evaluate_targets
 from ..warmup import resolve_warmup
 from . import hdr
-from .classify import LIVE_KIND_NAMES, TRANSPORT_KINDS
+from ..outcomes import BACKEND_KINDS
+from .classify import DROPPED, LATENCY_KINDS, LIVE_KIND_NAMES, LIVE_ONLY_KINDS, TRANSPORT_KINDS
 
 SAMPLE_LIMIT = 20_000
+CPU_LIMIT_SHARE = 0.9  # the generator's CPU over this share of one core: it limits the run
+TIMED_KINDS = BACKEND_KINDS + LATENCY_KINDS  # the kinds in the latency figures
+# What only simrouter's own serve reports: null for another target.
+TARGET_ONLY = {"backend": ("capacity", "utilization"), "breaker": ("state", "healthy", "trips", "transitions", "recovery_s", "recovered", "recoveries")}
 
 
 @dataclass(eq=False)
@@ -45,6 +61,7 @@ class LiveResult(RunResult):
     """One live run (see the module docstring)."""
 
     actual: np.ndarray = field(default_factory=lambda: np.empty(0))  # actual send times
+    ready: np.ndarray | None = None  # ready to send, before waiting for a connection (None: = actual)
     target: str = ""
     cut_short: bool = False
     interrupted_by: str | None = None  # SIGINT / SIGTERM when a signal cut the run short
@@ -57,18 +74,20 @@ class LiveResult(RunResult):
     fault_injection: dict = field(default_factory=dict)
     target_metrics: dict | None = None
     notes: list[str] = field(default_factory=list)
+    generator: dict = field(default_factory=dict)  # live.generator: the generator's own figures
 
     def latencies(self, corrected: bool = True) -> np.ndarray:
-        """Seconds from the intended (or, ``corrected=False``, actual) send to the answer,
-        for measured requests admitted to the backend."""
+        """Seconds from the intended (or, ``corrected=False``, actual) send to the answer
+        (or the failure), for measured requests that spent time on the target."""
         mask = self.latency_mask()
         start = self.sent if corrected else self.actual
         return self.done[mask] - start[mask]
 
     def latency_population(self) -> np.ndarray:
-        """Requests admitted to the backend: on the real clock every answer takes
-        time, so live latency keeps the backend-admitted kinds."""
-        return backend_mask(self.kind)
+        """Requests that spent time on the target (``TIMED_KINDS``: every answer the
+        target gave, and timeouts and transport errors at the time they took), warm-up
+        included. Router rejections answered at once stay out, as in the simulation."""
+        return np.isin(self.kind, TIMED_KINDS)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per request; also ``actual_s`` and the uncorrected latency."""
@@ -99,9 +118,15 @@ class LiveResult(RunResult):
         kind = self.kind[self.measured]
         sent = int(kind.size)
         counts = np.bincount(kind, minlength=len(LIVE_KIND_NAMES)) if sent else np.zeros(len(LIVE_KIND_NAMES), int)
-        transport = {LIVE_KIND_NAMES[code]: int(counts[code]) for code in TRANSPORT_KINDS}
-        summary["requests"].update(transport)
-        summary["error_rates"].update({name: (n / sent if sent else 0.0) for name, n in transport.items()})
+        live_kinds = {LIVE_KIND_NAMES[code]: int(counts[code]) for code in LIVE_ONLY_KINDS}
+        summary["requests"].update(live_kinds)
+        summary["error_rates"].update({name: (n / sent if sent else 0.0) for name, n in live_kinds.items()})
+        transport = {LIVE_KIND_NAMES[code]: live_kinds[LIVE_KIND_NAMES[code]] for code in TRANSPORT_KINDS}
+        if live_kinds["dropped"]:  # answers per second: a dropped arrival got none
+            answered = self.kind != DROPPED
+            rates = throughput(self.sent[answered], self.done[answered], self.kind[answered] == SUCCESS, self.scenario.warmup, self.full_load_end_s)
+            rates["offered_rps"] = summary["throughput"]["offered_rps"]  # a dropped arrival was offered all the same
+            summary["throughput"] = rates
 
         corrected = hdr.histogram(self.latencies(corrected=True))
         uncorrected = hdr.histogram(self.latencies(corrected=False))
@@ -110,16 +135,28 @@ class LiveResult(RunResult):
         summary["breaker"]["avg_response_ms"] = summary["latency_ms"]["avg"]
 
         target = self.target_metrics
+        not_measured = []
         if target and isinstance(target.get("backend"), dict):
             summary["backend"] = target["backend"]
-        summary["breaker"]["recommendation"] = breaker_recommendation(summary, self.scenario)
+        else:
+            summary["backend"].update(dict.fromkeys(TARGET_ONLY["backend"]))
+            not_measured += [f"backend.{key}" for key in TARGET_ONLY["backend"]]
+        if target:
+            summary["breaker"]["recommendation"] = breaker_recommendation(summary, self.scenario)
+        else:
+            # Advice from what was measured (latency, errors), not from a breaker nobody reported.
+            assumed = {**summary, "breaker": {**summary["breaker"], "state": "closed", "recovered": None, "recovery_s": None}}
+            summary["breaker"]["recommendation"] = breaker_recommendation(assumed, self.scenario)
+            summary["breaker"].update(dict.fromkeys(TARGET_ONLY["breaker"]))
+            not_measured += [f"breaker.{key}" for key in TARGET_ONLY["breaker"]]
         summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, self.scenario.targets, bool(self.scenario.faults))]
         summary["live"] = self._live_section(corrected, uncorrected, transport)
+        summary["live"]["not_measured"] = not_measured
         return summary
 
     def _live_section(self, corrected, uncorrected, transport: dict) -> dict:
         target = self.target_metrics
-        sent = int(self.kind.size)
+        sent = int(np.count_nonzero(self.kind != DROPPED))
         return {
             "target": self.target,
             "cut_short": self.cut_short,
@@ -136,6 +173,7 @@ class LiveResult(RunResult):
                 "mean_lag_ms": self.mean_lag_s * 1000.0,
                 "max_lag_ms": self.max_lag_s * 1000.0,
             },
+            "generator": dict(self.generator),
             "transport_errors": transport,
             "breaker_source": "target" if target else "none",
             "faults": self.fault_injection,
@@ -161,7 +199,7 @@ TRANSPORT_MEANINGS = {
 
 def transport_notes(kind: np.ndarray, target: str, timeout: float) -> list[str]:
     """One note per transport kind that occurred, saying what it means."""
-    count = len(kind)
+    count = int(np.count_nonzero(kind != DROPPED))
     notes = []
     for name, meaning in TRANSPORT_MEANINGS.items():
         n = int(np.count_nonzero(kind == LIVE_KIND_NAMES.index(name)))
@@ -172,11 +210,85 @@ def transport_notes(kind: np.ndarray, target: str, timeout: float) -> list[str]:
     return notes
 
 
+def _ms_stats(seconds: np.ndarray) -> dict:
+    """mean / p50 / p99 / max in ms (exact: numpy's linear interpolation); None for no value."""
+    if seconds.size == 0:
+        return {"mean": None, "p50": None, "p99": None, "max": None}
+    p50, p99 = np.percentile(seconds, [50, 99]) * 1000.0
+    return {"mean": float(seconds.mean() * 1000.0), "p50": float(p50), "p99": float(p99), "max": float(seconds.max() * 1000.0)}
+
+
+def generator_figures(generator, sent: np.ndarray, ready: np.ndarray, actual: np.ndarray, kind: np.ndarray) -> tuple[dict, list[str]]:
+    """``live.generator`` and its notes: whose lag made requests late, and whether the
+    generator's own CPU or event loop limited the run.
+
+    Open model, per request sent: ``scheduler_lag_ms`` is intended -> ready to send (the
+    generator's timers, tasks, CPU), ``pool_wait_ms`` ready -> on a connection (all
+    connections busy). A late request is blamed on the larger of the two; ``limited_by``
+    is ``"connections"`` when most late requests waited for a connection (the target is
+    slower than the rate needs, or too few ``--connections``), ``"generator"`` when most
+    were late by the generator's own scheduling, ``None`` when none was late. Closed and
+    sequential users send when ready: no schedule, so both lags are ``None``.
+    """
+    options = generator.options
+    open_model = generator.scenario.workload.model == "open"
+    on_wire = kind != DROPPED
+    late, late_pool = generator.late, generator.late_pool
+    late_by = {"scheduler": late - late_pool, "pool": late_pool}
+    limited_by = None if late == 0 or not open_model else ("connections" if late_pool >= late - late_pool else "generator")
+    loop_lag = np.frombuffer(generator.loop_lag, dtype=np.float64) if len(generator.loop_lag) else np.empty(0)
+    cpu_share = generator.cpu_s / generator.sending_s if generator.sending_s > 0 else 0.0
+    loop = _ms_stats(loop_lag)
+    figures = {
+        "scheduler_lag_ms": _ms_stats((ready - sent)[on_wire]) if open_model else None,
+        "pool_wait_ms": _ms_stats((actual - ready)[on_wire]) if open_model else None,
+        "late_by": late_by,
+        "limited_by": limited_by,
+        "loop_lag_ms": loop,
+        "cpu_s": generator.cpu_s,
+        "cpu_share": cpu_share,
+        "resent_on_reused_connection": generator.resent,
+        "generator_limited": False,
+    }
+    notes = []
+    count = int(np.count_nonzero(on_wire))
+    threshold_ms = options.late_threshold * 1000
+    if limited_by == "connections":
+        wait = figures["pool_wait_ms"]
+        notes.append(
+            f"{late} of {count} requests sent more than {threshold_ms:g} ms after their intended time, {late_pool} of them "
+            f"mostly waiting for a free connection (pool wait p99 {wait['p99']:.1f} ms, max {wait['max']:.1f} ms): all "
+            f"connections were busy, the target is slower than this rate needs (or raise --connections); corrected latency includes the wait"
+        )
+    elif limited_by == "generator":
+        lag = figures["scheduler_lag_ms"]
+        notes.append(
+            f"generator fell behind: {late} of {count} requests sent more than {threshold_ms:g} ms after their intended time, "
+            f"{late_by['scheduler']} of them by its own scheduling (scheduler lag p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms); "
+            "corrected latency includes the lag"
+        )
+    loop_p99 = loop["p99"] or 0.0
+    loop_text = f"event-loop lag p99 {loop_p99:.1f} ms, max {loop['max'] or 0.0:.1f} ms"
+    if cpu_share >= CPU_LIMIT_SHARE:
+        figures["generator_limited"] = True
+        notes.append(
+            f"the generator's own CPU limited the run: its event loop was busy {cpu_share:.0%} of the time ({loop_text}); "
+            "its figures include its own delays (lower the rate or users, or spread the load over more processes)"
+        )
+    elif limited_by == "generator" or loop_p99 > max(threshold_ms, 1.0):
+        figures["generator_limited"] = True
+        notes.append(
+            f"the generator's event loop lagged ({loop_text}) while it used {cpu_share:.0%} of a core: the machine is busy "
+            "with other work (or something blocked the loop); the figures include these delays"
+        )
+    return figures, notes
+
+
 def build_live_result(generator, elapsed: float, target_metrics: dict | None, wall_start: float) -> LiveResult:
     """The ``LiveResult`` of a finished ``LoadGenerator`` run."""
     import time
 
-    sent, actual, done, kind = generator.columns.arrays()
+    sent, actual, done, kind, ready = generator.columns.arrays()
     scenario, warmup = resolve_warmup(generator.scenario, sent, done, kind)
     transitions: list[Transition] = []
     final_state = BreakerState.CLOSED
@@ -190,17 +302,17 @@ def build_live_result(generator, elapsed: float, target_metrics: dict | None, wa
         final_state = BreakerState(breaker.get("state", "closed"))
     notes = list(generator.notes)
     count = len(kind)
-    if generator.late:
-        notes.append(
-            f"generator fell behind: {generator.late} of {count} requests sent more than "
-            f"{generator.options.late_threshold * 1000:g} ms after their intended time "
-            f"(max {generator.max_lag * 1000:.1f} ms); corrected latency includes the lag"
-        )
+    on_wire = int(np.count_nonzero(kind != DROPPED))
+    figures, generator_notes = generator_figures(generator, sent, ready, actual, kind)
+    notes += generator_notes
     if generator.dropped:
-        notes.append(f"{generator.dropped} arrivals dropped: more than connections + max_backlog requests were pending")
+        notes.append(
+            f"{generator.dropped} of {count} arrivals dropped (kind dropped: failed requests, counted in the error rate, no latency): "
+            f"more than connections + max_backlog ({generator.options.max_backlog}) requests were pending"
+        )
     if generator.cut_short:
         notes.append("cut short (interrupted): figures cover the part that ran")
-    notes += transport_notes(kind, generator.target, generator.options.timeout_for(generator.scenario))
+    notes += transport_notes(kind, generator.display_target, generator.options.timeout_for(generator.scenario))
     return LiveResult(
         scenario=scenario,
         warmup=warmup,
@@ -215,16 +327,18 @@ def build_live_result(generator, elapsed: float, target_metrics: dict | None, wa
         backend_busy_s=0.0,
         wall_time_s=time.time() - wall_start,
         actual=actual,
-        target=generator.target,
+        ready=ready,
+        target=generator.display_target,
         cut_short=generator.cut_short,
         interrupted_by=generator.interrupted_by,
         arrivals=generator.arrivals,
         dropped=generator.dropped,
         late=generator.late,
         late_threshold_s=generator.options.late_threshold,
-        mean_lag_s=generator.lag_sum / count if count else 0.0,
+        mean_lag_s=generator.lag_sum / on_wire if on_wire else 0.0,
         max_lag_s=generator.max_lag,
         fault_injection=dict(generator.fault_injection),
         target_metrics=target_metrics,
         notes=notes,
+        generator=figures,
     )

@@ -2,7 +2,8 @@
 
 ``POST /submit`` (a JSON object, e.g. ``{"user": 3, "prompt": "..."}``) goes
 through the SAME policy objects as the simulation, built by
-``simrouter.policies.build_limiter`` / ``build_breaker`` and driven by
+``simrouter.policies.build_breaker`` and the limiters' own factory
+(``limit_factory``, one limit per user in ``simrouter.live.limiter_table``), driven by
 ``time.monotonic()`` (seconds since the service started), in the simulation's
 order: limiter -> validation -> breaker -> stand-in backend
 (``simrouter.live.backend``) under the router timeout. A limiter that delays
@@ -33,10 +34,33 @@ after it, as in the simulation. Any other path or method gets 404 / 405 with a
 JSON ``{"error": ...}``; no request a client can send gets a 500 other than the
 backend's own ``failures``.
 
-``GET /metrics``: the simulation's summary (``RunResult.summary`` built from the
-service's own ``Recorder``), plus a ``service`` section (uptime, busy slots,
-queue, fault windows). ``GET /metrics/prometheus``: Prometheus text format,
-computed at scrape time (no per-request metric updates). ``GET /health``.
+The user key (``user`` in the body, else the ``X-User-Id`` header, else
+``"anonymous"``) is normalised by ``user_key``: a whole number or a string of
+digits, so ``{"user": 3}`` and ``{"user": "3"}`` share one limit; anything
+else is a 422 naming the field. Per-user limits live in a bounded table
+(``simrouter.live.limiter_table``: idle keys whose limit is fresh again are
+forgotten, at most ``max_limiter_keys`` keys).
+
+``handle(key)`` is the request-handling core without HTTP (limiter ->
+validation -> breaker -> backend under the router timeout): it records the
+answer and returns an ``Answer`` (kind, sent, done); ``/submit`` is a JSON
+front end to it, and other front ends (``simrouter.live.openai_service``) may
+wrap it the same way.
+
+``GET /metrics``: the simulation's summary, shaped as ``RunResult.summary``
+but computed from running aggregates (``simrouter.live.running``: counts, an
+HdrHistogram, the last ``metrics.window`` latencies), so a scrape costs the
+same at 2 million requests as at ten: latency percentiles are HdrHistogram's
+(3 significant digits; max, min and avg exact), the window's exact. Plus a
+``service`` section (uptime, busy slots, queue, fault windows, first and last
+arrival, limiter keys held, connections closed by the header timeout).
+``GET /metrics/prometheus``: Prometheus text format from the same aggregates.
+``GET /health``.
+
+A connection must deliver each request's header block within
+``header_timeout`` seconds (``simrouter.live.header_timeout``; default
+``DEFAULT_HEADER_TIMEOUT_S`` = 10 s, ``simrouter serve --header-timeout``),
+else it is closed: slowloris clients do not hold connections.
 
 ``POST /admin/faults`` (token in ``Authorization: Bearer T`` or
 ``X-Admin-Token``, compared in constant time; missing: 401, wrong: 403) adds fault
@@ -56,26 +80,35 @@ import hmac
 import inspect
 import json
 import math
+import re
 import secrets
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..config import FaultWindow, Scenario, scenario_from_dict
 from ..distributions import VariateStream
 from ..errors import ConfigError
-from ..metrics import Recorder
+from ..metrics import breaker_recommendation, recoveries
 from ..outcomes import BREAKER_REJECTED, FAILURE, KIND_NAMES, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT, VALIDATION
-from ..policies import build_breaker, build_limiter
-from ..result import RunResult, strict_json
+from ..policies import build_breaker
+from ..policies.breakers import BreakerState
+from ..result import strict_json
 from ..sim import streams
+from ..targets import evaluate_targets
+from ..warmup import WarmupChoice
 from .backend import StandInBackend, uniform
+from .header_timeout import DEFAULT_HEADER_TIMEOUT_S, HeaderTimeout
+from .limiter_table import MAX_KEYS, build_service_limiter
+from .running import RunningRecorder
 
 MAX_BODY = 64 * 1024
 SUBMIT_FIELDS = ("user", "prompt")
-MAX_USER_KEY = 256  # characters of a string user key (each key has its own limiter state)
+ANONYMOUS = "anonymous"  # the key of a request that names no user
+_DIGITS = re.compile(r"-?[0-9]{1,20}")
 REASON_HEADER = "X-Simrouter-Reason"
 OUTCOME_HEADER = "X-Simrouter-Outcome"
 STATUS = {
@@ -97,13 +130,58 @@ def _canned(kind: int) -> tuple[int, bytes, dict]:
     return STATUS[kind], json.dumps({"outcome": KIND_NAMES[kind]}).encode(), headers
 
 
-class RouterService:
-    """The router's state (policies, backend, recorder) and its HTTP handlers."""
+def user_key(value, field: str = "user") -> int:
+    """The limiter key for a user id: a whole number, or a string of digits (``3`` and
+    ``"3"`` are one key), within 64 bits. ValueError naming ``field`` otherwise."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40]) + "..."
+        raise ValueError(f'{field}: expected a whole number or a string of digits (e.g. 3 or "3"), got {shown}')
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{field}: expected a 64-bit whole number")
+    return value
 
-    def __init__(self, scenario: Scenario, seed: int = 1, admin_token: str | None = None):
+
+@dataclass(frozen=True)
+class Answer:
+    """What ``RouterService.handle`` did with one request: the outcome code
+    (``simrouter.outcomes``), and when it arrived and was answered (service clock, s)."""
+
+    kind: int
+    sent: float
+    done: float
+
+    @property
+    def status(self) -> int:
+        """The HTTP status ``/submit`` answers it with."""
+        return STATUS[self.kind]
+
+    @property
+    def name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+
+class RouterService:
+    """The router's state (policies, backend, running metrics) and its HTTP handlers.
+
+    ``header_timeout``: seconds a connection has to deliver a request's header
+    block (``simrouter.live.header_timeout``); ``max_limiter_keys``: the most
+    per-user limits kept (``simrouter.live.limiter_table``)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int = 1,
+        admin_token: str | None = None,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
+        max_limiter_keys: int = MAX_KEYS,
+    ):
         self.scenario = scenario
         self.seed = seed
         self.admin_token = admin_token or secrets.token_urlsafe(16)
+        self.header_timeout = HeaderTimeout(header_timeout)
+        self.max_limiter_keys = max_limiter_keys
         self._started = time.monotonic()
         self._canned = {kind: _canned(kind) for kind in STATUS}
         self._backend: StandInBackend | None = None
@@ -116,15 +194,15 @@ class RouterService:
         return time.monotonic() - self._started
 
     def _reset_policies(self) -> None:
-        self.limiter = build_limiter(self.scenario.limiter)
+        self.limiter = build_service_limiter(self.scenario.limiter, self.max_limiter_keys)
         self.breaker = build_breaker(self.scenario.breaker)
         self._record_takes_duration = "duration" in inspect.signature(self.breaker.record).parameters
         self._limiter_waits = getattr(self.limiter, "delays", False) or getattr(self.limiter, "holds", False)
-        self.recorder = Recorder()
+        self._epoch_offset = self.now()  # metrics after a reset start here
+        self.recorder = RunningRecorder(self.scenario.metrics.window, start=self._epoch_offset)
         self.fault_history: list[FaultWindow] = []
         # In the order the simulation draws them: common random numbers with replication 0.
         self._validation = VariateStream(uniform, streams.stream(self.seed, 0, streams.VALIDATION)).next
-        self._epoch_offset = self.now()  # metrics after a reset start here
         if self._backend is not None:
             self._backend.set_faults([])
             self._backend.restart_busy_time()
@@ -141,7 +219,7 @@ class RouterService:
     # -- the router
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self.header_timeout.middleware])
         routes = [
             ("POST", "/submit", self.handle_submit),
             ("GET", "/metrics", self.handle_metrics),
@@ -166,18 +244,31 @@ class RouterService:
         endpoints = [f"{method} {path}" for path, methods in self._methods.items() for method in methods]
         return _error(404, f"no endpoint {request.path}; endpoints: {', '.join(endpoints)}")
 
-    def _answer(self, kind: int, sent: float, done: float) -> web.Response:
+    def _answer(self, kind: int, sent: float, done: float) -> Answer:
         self.recorder.add(sent, done, kind)
-        status, body, headers = self._canned[kind]
-        return web.Response(status=status, body=body, headers=headers)
+        return Answer(kind, sent, done)
+
+    def record_malformed(self, sent: float) -> Answer:
+        """Count a request refused before the limiter (no usable key) as a validation error."""
+        return self._answer(VALIDATION, sent, self.now())
 
     async def handle_submit(self, request: web.Request) -> web.Response:
         sent = self.now()
         key = await self._read_key(request)
         if isinstance(key, _Malformed):
-            self.recorder.add(sent, self.now(), VALIDATION)
+            self.record_malformed(sent)
             status, _, headers = self._canned[VALIDATION]
             return web.json_response({"outcome": KIND_NAMES[VALIDATION], "error": key.reason}, status=status, headers={OUTCOME_HEADER: headers[OUTCOME_HEADER]})
+        answer = await self.handle(key, sent)
+        status, body, headers = self._canned[answer.kind]
+        return web.Response(status=status, body=body, headers=headers)
+
+    async def handle(self, key, sent: float | None = None) -> Answer:
+        """One request of user ``key`` (normalised, e.g. by ``user_key``) that arrived at
+        ``sent`` (default: now) through limiter -> validation -> breaker -> backend under
+        the router timeout; the answer is recorded in the metrics. Runs on the loop."""
+        if sent is None:
+            sent = self.now()
         limiter = self.limiter
         if not self._limiter_waits:
             if not limiter.try_acquire(key, sent):
@@ -194,7 +285,7 @@ class RouterService:
         finally:
             limiter.release(key, self.now())
 
-    async def _admitted(self, sent: float, now: float) -> web.Response:
+    async def _admitted(self, sent: float, now: float) -> Answer:
         """Validation, breaker and backend for a request the limiter let through at ``now``."""
         if self._injected_validation():
             return self._answer(VALIDATION, sent, now)
@@ -242,50 +333,96 @@ class RouterService:
             return _Malformed(f"unknown field {unknown[0]!r}; accepted fields: {', '.join(SUBMIT_FIELDS)}")
         if not isinstance(payload.get("prompt", ""), str):
             return _Malformed("prompt: expected a string")
-        key = payload.get("user", request.headers.get("X-User-Id", "anonymous"))
-        if isinstance(key, bool) or not isinstance(key, (str, int)):
-            return _Malformed("user: expected a string or a whole number")
-        if isinstance(key, str) and len(key) > MAX_USER_KEY or isinstance(key, int) and not -(2**63) <= key < 2**63:
-            return _Malformed(f"user: expected at most {MAX_USER_KEY} characters or a 64-bit whole number")
-        return key
+        try:
+            if "user" in payload:
+                return user_key(payload["user"], "user")
+            header = request.headers.get("X-User-Id")
+            return ANONYMOUS if header is None else user_key(header.strip(), "X-User-Id")
+        except ValueError as exc:
+            return _Malformed(str(exc))
 
     # -- metrics
 
-    def result(self) -> RunResult:
-        """The service's measurements so far as a RunResult (times: service clock)."""
-        sent, done, kind = self.recorder.columns()
+    def summary(self) -> dict:
+        """The measurements since the start or last reset, shaped as ``RunResult.summary``
+        (times: service clock), from the running aggregates: O(1) in requests."""
+        recorder = self.recorder
         now = self.now()
         if hasattr(self.breaker, "advance"):
             self.breaker.advance(now)  # apply a timer-driven transition that is due
-        scenario = dataclasses.replace(
-            self.scenario, warmup=self._epoch_offset, duration=max(now, self._epoch_offset + 1e-9), faults=list(self.fault_history)
-        )
+        warmup = self._epoch_offset
+        scenario = dataclasses.replace(self.scenario, warmup=warmup, duration=max(now, warmup + 1e-9), faults=list(self.fault_history))
+        counts = recorder.kind_counts()
+        sent = recorder.sent
+        latency_ms = recorder.latency_stats()
+        transitions = list(self.breaker.transitions)
+        found = recoveries(transitions, scenario.faults, now)
+        recovery_values = [r.seconds for r in found]
+        recovery_s = max(recovery_values) if found and None not in recovery_values else None
+        capacity = scenario.backend.capacity
+        since_reset = now - warmup
         busy = self._backend.busy_time() if self._backend else 0.0
-        since_reset = now - self._epoch_offset
-        return RunResult(
-            scenario=scenario,
-            seed=self.seed,
-            sent=sent,
-            done=done,
-            kind=kind,
-            transitions=list(self.breaker.transitions),
-            final_state=self.breaker.state,
-            sim_time_s=now,  # the run's end on the service clock, as its transitions and faults
-            # Utilization is busy / (capacity x sim_time_s); busy counts since the reset, so scale it.
-            backend_busy_s=busy * now / since_reset if since_reset > 0 else 0.0,
-        )
+        utilization = busy / (capacity * since_reset) if since_reset > 0 else 0.0
+        state = self.breaker.state
+        summary = {
+            "scenario": scenario.name,
+            "seed": self.seed,
+            "replication": 0,
+            "sim_time_s": now,  # the run's end on the service clock, as its transitions and faults
+            "warmup": WarmupChoice(float(warmup), "fixed").to_dict(),
+            "requests": {"sent": sent, **counts},
+            "attempts": {"total": sent, "retries": 0, "hedges": 0, "per_request": 1.0 if sent else 0.0, "retries_denied_by_budget": 0},
+            "latency_ms": latency_ms,
+            "latency_ms_window": recorder.window_stats(),
+            "throughput": recorder.throughput(),
+            "error_rate": (sent - recorder.successes) / sent if sent else 0.0,
+            "error_rates": {name: (counts[name] / sent if sent else 0.0) for name in KIND_NAMES[1:]},
+            "breaker": {
+                "preset": scenario.breaker.preset,
+                "state": state.value,
+                "healthy": state is BreakerState.CLOSED,
+                "failure_rate": recorder.failure_rate(),
+                "avg_response_ms": latency_ms["avg"],
+                "trips": sum(1 for tr in transitions if tr.to_state is BreakerState.OPEN),
+                "transitions": [tr.to_dict() for tr in transitions],
+                "recovery_s": recovery_s,
+                "recovered": None if not found else recovery_s is not None,
+                "recoveries": [r.to_dict() for r in found],
+            },
+            # Busy time counts since the reset: utilisation over the same span.
+            "backend": {"capacity": capacity, "utilization": utilization, "utilization_whole_run": utilization},
+        }
+        summary["breaker"]["recommendation"] = breaker_recommendation(summary, scenario)
+        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, bool(scenario.faults))]
+        summary["config"] = scenario.to_dict()
+        return summary
+
+    def arrival_range(self) -> tuple[float | None, float | None]:
+        """(first, last) arrival of a measured request on the service clock (None: none yet)."""
+        return self.recorder.first_sent, self.recorder.last_sent
 
     def metrics(self) -> dict:
-        data = self.result().to_dict()
+        data = self.summary()
         backend = self._backend
+        first, last = self.arrival_range()
         data["service"] = {
             "uptime_s": self.now(),
             "reset_at_s": self._epoch_offset,
             "busy": backend.busy if backend else 0,
             "queued": backend.queued if backend else 0,
             "faults": [dataclasses.asdict(f) for f in self.fault_history],
+            "first_arrival_s": first,
+            "last_arrival_s": last,
+            "limiter_keys": len(self.limiter) if hasattr(self.limiter, "__len__") else None,
+            "header_timeout_s": self.header_timeout.timeout,
+            "header_timeouts": self.header_timeout.closed,
         }
         return strict_json(data)
+
+    def backend_gauges(self) -> tuple[int, int]:
+        """(busy slots, queued requests) of the stand-in backend now."""
+        backend = self._backend
+        return (backend.busy, backend.queued) if backend else (0, 0)
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         return web.json_response(self.metrics())
@@ -409,15 +546,44 @@ def _expire(future: asyncio.Future) -> None:
         future.set_result(TIMEOUT)
 
 
-async def start_service(service: RouterService, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 5.0) -> tuple[web.AppRunner, str]:
-    """Start ``service`` on ``host:port`` (0: a free port); returns (runner, base URL).
-    On ``runner.cleanup()`` requests still in service get ``shutdown_timeout`` s to finish."""
-    runner = web.AppRunner(service.app(), access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+class RunningService:
+    """A started service: its URL, and ``cleanup()`` to stop listening and close
+    its connections (requests still in service get ``shutdown_timeout`` s)."""
+
+    def __init__(self, runner: web.AppRunner, server: asyncio.AbstractServer, url: str):
+        self.runner = runner
+        self.server = server
+        self.url = url
+
+    async def cleanup(self) -> None:
+        self.server.close()
+        await self.runner.cleanup()  # shuts the app down and closes every connection
+        try:
+            await asyncio.wait_for(self.server.wait_closed(), 5.0)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def start_service(
+    service: RouterService, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 5.0, app: web.Application | None = None
+) -> tuple[RunningService, str]:
+    """Start ``service`` (or another front end's ``app`` on it, e.g. an OpenAI-protocol
+    one) on ``host:port`` (0: a free port) with the service's header timeout;
+    returns (handle with ``cleanup()``, base URL)."""
+    app = app if app is not None else service.app()
+    if service.header_timeout.middleware not in app.middlewares:  # it ends each connection's header deadline
+        app.middlewares.append(service.header_timeout.middleware)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    bound_host, bound_port = runner.addresses[0][:2]
-    return runner, f"http://{bound_host}:{bound_port}"
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(service.header_timeout.protocol_factory(runner.server), host, port, reuse_address=True)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = server.sockets[0].getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return RunningService(runner, server, f"http://{shown}:{bound_port}"), f"http://{shown}:{bound_port}"
 
 
 class ServiceThread:
@@ -426,8 +592,16 @@ class ServiceThread:
     ``with ServiceThread(scenario) as svc: svc.url ...``; the loop and server stop on exit.
     """
 
-    def __init__(self, scenario: Scenario, seed: int = 1, admin_token: str | None = None, host: str = "127.0.0.1", port: int = 0):
-        self.service = RouterService(scenario, seed, admin_token)
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int = 1,
+        admin_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
+    ):
+        self.service = RouterService(scenario, seed, admin_token, header_timeout=header_timeout)
         self._address = (host, port)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -472,7 +646,7 @@ class ServiceThread:
 
 
 @contextmanager
-def serving(scenario: Scenario, seed: int = 1, admin_token: str | None = None):
+def serving(scenario: Scenario, seed: int = 1, admin_token: str | None = None, header_timeout: float = DEFAULT_HEADER_TIMEOUT_S):
     """``with serving(scenario) as svc:`` a ServiceThread on a free loopback port."""
-    with ServiceThread(scenario, seed, admin_token) as svc:
+    with ServiceThread(scenario, seed, admin_token, header_timeout=header_timeout) as svc:
         yield svc

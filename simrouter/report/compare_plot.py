@@ -16,7 +16,10 @@ Each panel shows the simulated mean with its confidence interval as an error bar
 the prediction interval as a light band, and the live value as a diamond labelled
 with its difference from the mean: green inside the interval a single run should
 fall in (the prediction interval when given, else the confidence interval), red
-outside, grey when there is no interval to judge by. Each panel has its own y axis.
+outside, grey when there is no interval to judge by. With a ``verdict`` column
+(``simrouter compare`` writes one) the colour follows it: green "yes", red "no",
+grey "inconclusive" (inside an interval too wide to tell anything). Each panel has
+its own y axis.
 """
 
 from __future__ import annotations
@@ -59,7 +62,13 @@ def judging_interval(row) -> tuple[float, float]:
     return _number(row["ci_low"]), _number(row["ci_high"])
 
 
+VERDICT_COLOURS = {"yes": INSIDE, "no": OUTSIDE, "inconclusive": UNJUDGED}
+
+
 def live_colour(row) -> str:
+    verdict = row.get("verdict")
+    if isinstance(verdict, str) and verdict in VERDICT_COLOURS:
+        return VERDICT_COLOURS[verdict]
     low, high = judging_interval(row)
     live = _number(row["live"])
     if not all(math.isfinite(v) for v in (low, high, live)):
@@ -88,8 +97,9 @@ def compare_figure(frame: pd.DataFrame, title: str = "Simulated against live") -
             Patch(color="#1f77b4", alpha=PI_ALPHA, label="prediction interval (one run)"),
             Line2D([], [], color=INSIDE, marker="D", linestyle="none", label="live, inside"),
             Line2D([], [], color=OUTSIDE, marker="D", linestyle="none", label="live, outside"),
+            Line2D([], [], color=UNJUDGED, marker="D", linestyle="none", label="live, not judged / inconclusive"),
         ],
-        loc="outside lower center", ncols=4, fontsize="small",
+        loc="outside lower center", ncols=5, fontsize="small",
     )
     return figure
 

@@ -117,6 +117,11 @@ def _fmt(value, unit: str) -> str:
     return f"{value:,.1f} {unit}"
 
 
+def _not_measured(summary: dict, path: str) -> bool:
+    """A figure the live target did not report (``live.not_measured``): shown as "not measured"."""
+    return path in ((summary.get("live") or {}).get("not_measured") or ())
+
+
 def _count(value: float) -> str:
     """A count; a mean of counts across replications keeps one decimal."""
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
@@ -142,7 +147,7 @@ def _figures(summary: dict, rows, targets: dict, table: Table | None = None) -> 
     for label, path, unit in rows:
         value = _get(summary, path)
         target = targets.get(path)
-        text = _fmt(value, unit)
+        text = "not measured" if value is None and _not_measured(summary, path) else _fmt(value, unit)
         interval = (summary.get("ci95") or {}).get(path)  # replicated runs: show the 95 % half-width
         if interval and value is not None:
             half = (interval[1] - interval[0]) / 2
@@ -160,11 +165,13 @@ def _figures(summary: dict, rows, targets: dict, table: Table | None = None) -> 
 def _breaker(summary: dict, targets: dict) -> Group:
     breaker = summary["breaker"]
     health = Text("🟢 HEALTHY", style="bold green") if breaker["healthy"] else Text("🔴 UNHEALTHY", style="bold red")
+    if breaker["healthy"] is None:  # a live target that does not report its breaker
+        health = Text("not measured", style="dim")
     table = _table(("", "left"), ("", "right"), ("target", "left"))
-    table.add_row("State", Text(breaker["state"].upper(), style="bold"), "")
+    table.add_row("State", Text(breaker["state"].upper(), style="bold") if breaker["state"] is not None else Text("not measured", style="dim"), "")
     table.add_row("Health", health, "")
     parts = [_figures(summary, BREAKER_ROWS, targets, table)]
-    transitions = breaker["transitions"][-LAST_TRANSITIONS:]
+    transitions = (breaker["transitions"] or [])[-LAST_TRANSITIONS:]
     if transitions:
         parts.append(Text(f"Last transitions ({len(transitions)} of {len(breaker['transitions'])}):", style="dim"))
         parts += [Text(f"  {tr['t']:8.1f} s  {tr['from']} → {tr['to']}") for tr in transitions]
@@ -203,7 +210,8 @@ def _overview(summary: dict, wall_time_s: float | None) -> Table:
     table.add_row("Scenario", Text(str(summary["scenario"]), style="bold"))
     table.add_row("Workload", _workload(summary.get("config")))
     for label, path, unit in OVERVIEW_ROWS:
-        table.add_row(label, _fmt(_get(summary, path), unit))
+        value = _get(summary, path)
+        table.add_row(label, "not measured" if value is None and _not_measured(summary, path) else _fmt(value, unit))
     if wall_time_s is not None:
         wall = _fmt(wall_time_s, "s") if wall_time_s >= 1 else _fmt(wall_time_s * 1000, "ms")
         table.add_row("Wall time", wall)

@@ -193,9 +193,12 @@ def _errors_table(summary: dict) -> str:
 
 def _breaker_story(summary: dict) -> str:
     breaker = summary["breaker"]
-    items = "".join(f"<li>{tr['t']:.2f} s: {_e(tr['from'])} → {_e(tr['to'])}</li>" for tr in breaker["transitions"][:20])
-    more = f"<li>… {len(breaker['transitions']) - 20} more</li>" if len(breaker["transitions"]) > 20 else ""
+    transitions = breaker["transitions"] or []  # None: a live target that does not report its breaker
+    items = "".join(f"<li>{tr['t']:.2f} s: {_e(tr['from'])} → {_e(tr['to'])}</li>" for tr in transitions[:20])
+    more = f"<li>… {len(transitions) - 20} more</li>" if len(transitions) > 20 else ""
     transitions = f"<ul>{items}{more}</ul>" if items else "<p>No transition: the breaker stayed closed.</p>"
+    if breaker["state"] is None:
+        transitions = "<p>Not measured: the target does not report its breaker.</p>"
     return f"<p><b>Breaker</b> ({_e(breaker['preset'])}), final state {_e(breaker['state'])}. {_e(breaker['recommendation'])}</p>{transitions}"
 
 
