@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-startup bench-live clean
+.PHONY: install demo test notebook bench bench-startup bench-live clean
 
 install: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(VENV)/bin/simrouter demo
+
+# JupyterLab on the notebooks, listening on 127.0.0.1 only (open the URL it prints; Ctrl-C stops it).
+NOTEBOOK_PORT ?= 8888
+notebook: install
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(NOTEBOOK_PORT) --no-browser --notebook-dir=notebooks
 
 # The 30 s service load test runs first, alone on the machine; then the whole suite.
 test: install

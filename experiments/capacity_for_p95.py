@@ -90,10 +90,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     spec, summary = run_sweep({**base, "name": NAME, "points": points}, args)
     answer = capacity_needed(summary, rates, mean_service_s)
     print(answer.to_string(index=False))
+    clipped = summary.attrs.get("ci_low_clipped_at_0") or []
+    if clipped:  # a latency cannot be negative: the t-interval's low end is shown as 0
+        print(f"note: 95 % intervals reaching below 0 were clipped at 0 for {', '.join(clipped)} (few replications, skewed figures)")
 
     figure, (left, right) = new_figure(2, f"Backend capacity for P95 < {TARGET_MS:g} ms ({spec.replications} replications a point)")
     plot_lines(left, summary, "backend.capacity", "workload.rate", "latency_ms.p95", target=TARGET_MS)
-    left.set_ylim(top=2 * TARGET_MS)
+    left.set_ylim(bottom=0, top=2 * TARGET_MS)  # a latency is never negative
     left.set_ylabel("P95 latency, ms (mean and 95 % CI)")
     left.legend(fontsize="small")
     found = answer.dropna(subset=["capacity_needed"])

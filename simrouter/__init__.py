@@ -23,6 +23,9 @@ Public API
 ``replications=R)``               (means, ``ci95``); ``precision=`` stops sequentially
                                   (``replications``)
 ``compare_configs(a, b)``         paired differences under CRN -> ``Comparison``
+``capacity(scenario, vary,``      bisection on one parameter, replicated, CRN across probes:
+``range, replications=R)``        max (or min) passing value -> ``CapacityResult``
+                                  (``capacity_search``)
 ``sweep(file, executor=...)``     a sweep file's tidy table (pandas); ``aggregate``
                                   gives its 95 % intervals (``sweeps``, ``sweepfile``);
                                   ``completed_runs(table, spec)`` -> ``sweep(done=)`` resumes
@@ -90,6 +93,7 @@ from .policies import (
 from .result import RunResult
 from .sim import simulate
 from .comparison import Comparison, compare_configs
+from .capacity_search import CapacityResult, capacity
 from .replications import ReplicatedResult, replicate
 from .stats import paired_t_interval, t_interval
 from .sweepfile import SweepSpec, load_sweep
@@ -115,6 +119,7 @@ __all__ = [
     "BackendConfig",
     "BreakerConfig",
     "BreakerState",
+    "CapacityResult",
     "CircuitBreaker",
     "Comparison",
     "ConcurrencyLimit",
@@ -160,6 +165,7 @@ __all__ = [
     "build_breaker",
     "build_limiter",
     "builtin_names",
+    "capacity",
     "compare_configs",
     "load_scenario",
     "load_sweep",

@@ -7,7 +7,9 @@ documented exit status (see ``simrouter.commands.common``), never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 
 from . import interrupts
 from .commands import COMMANDS
@@ -40,8 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, *, _default=warnings.showwarning) -> None:
+    """A ``UnitWarning`` as one ``simrouter: warning:`` line; other warnings as Python shows them."""
+    from .config.units import UnitWarning
+
+    if issubclass(category, UnitWarning):
+        print(f"simrouter: warning: {message}", file=sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
-    with interrupts.handling_signals():
+    with interrupts.handling_signals(), warnings.catch_warnings():
+        warnings.showwarning = _show_warning
         try:
             args = build_parser().parse_args(argv)
             return args.handler(args)
@@ -51,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"simrouter: configuration error: {_one_line(str(exc))}", file=sys.stderr)
             return EXIT_CONFIG
+        except BrokenPipeError:  # the reader went away (`simrouter run concurrent | head`): stop quietly, as Unix tools do
+            _silence_stdout()
+            return EXIT_OK
+        except SystemExit as exc:
+            # rich's Console meets a closed pipe by pointing stdout at /dev/null and
+            # raising SystemExit(1) (Console.on_broken_pipe): the same quiet end, status 0.
+            if exc.code == 1 and _stdout_is_devnull():
+                return EXIT_OK
+            raise
         except OSError as exc:  # a path given on the command line that cannot be read or written
             where = f" {exc.filename}" if exc.filename else ""
             print(f"simrouter: error:{where}: {exc.strerror or exc}", file=sys.stderr)
@@ -58,6 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("simrouter: interrupted", file=sys.stderr)
             return interrupts.exit_status()
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit raises no
+    second BrokenPipeError (the Python documentation's recipe, signal.SIGPIPE note)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _one_line(text: str) -> str:

@@ -52,6 +52,7 @@ DEFAULT_METRICS = (
     "latency_ms.p95",
     "latency_ms.p99",
     "latency_ms.avg",
+    "throughput.goodput_rps",
     "throughput.rps",
     "error_rate",
     "breaker.trips",

@@ -144,9 +144,8 @@ class Lognormal(Distribution):
         return self.median * math.exp(self.sigma * norm.ppf(p))
 
     def cdf(self, x):
-        from scipy.stats import norm
-
-        return float(norm.cdf(math.log(x / self.median) / self.sigma)) if x > 0 else 0.0
+        # Phi(z) = erfc(-z / sqrt 2) / 2, exact, without importing scipy (a run's diagnosis reads it)
+        return 0.5 * math.erfc(-math.log(x / self.median) / (self.sigma * math.sqrt(2.0))) if x > 0 else 0.0
 
     def spec(self):
         return {"dist": "lognormal", "median": self.median, "sigma": self.sigma}

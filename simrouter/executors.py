@@ -33,6 +33,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import weakref
@@ -115,12 +116,13 @@ def open_executor(kind: str = "processes", workers: int | None = None, address: 
     if kind == "serial":
         yield None
     elif kind == "processes":
-        pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+        context = _TrackingContext(multiprocessing.get_context())
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts)
         _WORKERS[pool] = workers or os.cpu_count() or 1
         try:
             yield pool
         except BaseException:
-            _stop_workers(pool)
+            _stop_workers(pool, context.processes)
             raise
         pool.shutdown(wait=True)
     else:
@@ -150,13 +152,32 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+class _TrackingContext:
+    """A multiprocessing context that keeps every process it starts (``processes``),
+    passed as the pool's public ``mp_context``: the pool's own process table is
+    private, and the workers ignore SIGINT / SIGTERM, so stopping them at once needs
+    their handles."""
+
+    def __init__(self, base):
+        self._base = base
+        self.processes: list = []
+
+    def Process(self, *args, **kwargs):  # noqa: N802 - the multiprocessing name
+        process = self._base.Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor, processes: list) -> None:
     """Cancel what has not started and kill the workers (they ignore SIGINT / SIGTERM):
     an interrupted sweep should not wait for the runs in progress."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
-        process.kill()
+        if process.is_alive():
+            process.kill()
     for process in processes:
         process.join(5)
 

@@ -4,7 +4,7 @@
 outcome code) in ``array.array`` buffers: no Python object per request.
 
 The summary functions read those columns. Which requests each figure describes
-(README, "Which requests each figure describes"; docs/figures.md):
+(docs/model.md, "Which requests each figure describes"; docs/figures.md):
 
 * latency (``latency_population``): every logical request that spent time, from
   its first send to its final answer: any try reached the backend (its final
@@ -168,7 +168,8 @@ class Recovery:
 
 def recoveries(transitions: list[Transition], faults, run_end: float) -> list[Recovery]:
     """One ``Recovery`` per fault window during which (or after which, before the
-    next window) the breaker opened."""
+    next window) the breaker opened, or that found it not closed (tripped just
+    before the window, it stays open through it: its recovery counts too)."""
     order = sorted(range(len(faults)), key=lambda i: faults[i].start)
     found = []
     for position, index in enumerate(order):
@@ -176,16 +177,32 @@ def recoveries(transitions: list[Transition], faults, run_end: float) -> list[Re
         horizon = faults[order[position + 1]].start if position + 1 < len(order) else math.inf
         horizon = min(horizon, run_end + 1e-9)
         inside = [tr for tr in transitions if fault.start <= tr.t < horizon]
-        if not any(tr.to_state is BreakerState.OPEN for tr in inside):
+        before = [tr for tr in transitions if tr.t < fault.start]
+        open_at_start = bool(before) and before[-1].to_state is not BreakerState.CLOSED
+        if not open_at_start and not any(tr.to_state is BreakerState.OPEN for tr in inside):
             continue
-        last = inside[-1]
-        closed_at = last.t if last.to_state is BreakerState.CLOSED else None
+        last = inside[-1] if inside else None
+        closed_at = last.t if last is not None and last.to_state is BreakerState.CLOSED else None
         found.append(Recovery(index, fault.end, closed_at))
     return found
 
 
+# The diagnosis codes that decide the advice by themselves, most fundamental first.
+DIAGNOSIS_ADVICE = {
+    "unreachable": "{message}.",
+    "overloaded": "{message}; or shed load earlier (limiter).",
+    "latency_floor_above_target": "{message}.",
+    "backend_failing": "{message}; investigate the backend before tuning the breaker.",
+}
+
+
 def breaker_recommendation(summary: dict, scenario) -> str:
-    """One line of advice from the summary, most urgent first."""
+    """One line of advice from the summary, most urgent first; it follows the
+    summary's ``diagnosis`` (``simrouter.diagnosis``) when that names a cause."""
+    for item in summary.get("diagnosis") or ():
+        advice = DIAGNOSIS_ADVICE.get(item["code"])
+        if advice:
+            return advice.format(message=item["message"][0].upper() + item["message"][1:])
     breaker, targets = summary["breaker"], scenario.targets
     requests = summary["requests"]
     sent = max(requests["sent"], 1)

@@ -28,8 +28,10 @@ latency samples) and offers:
     every figure that is a number in some replication: the Student-t 95 %
     interval of the per-replication values, and for the latency percentiles the
     sectioning interval around the pooled percentile; None with fewer than two
-    values, or when the figure is None) and, with sequential stopping,
-    ``precision``.
+    values, or when the figure is None; every figure is non-negative, so a low
+    end below 0 is clipped to 0 and the key listed in ``ci95_clipped_at_0``) and,
+    with sequential stopping, ``precision``; ``diagnosis``: the replications'
+    ``simrouter.diagnosis`` codes merged, plus ``not_converged``.
 * ``to_dict()``: that summary, ``replications_detail`` (each replication's
   summary) and ``config``: the JSON ``simrouter run --replications`` writes.
 * ``to_frame()``: one row per replication, one column per dotted figure;
@@ -51,7 +53,12 @@ the 95 % half-width is at most ``gamma / (1 + gamma)`` times the point estimate
 (``stats.precision_reached``), or ``max_replications`` have run:
 ``precision.converged`` is False then. The metrics watched are those of the
 targets the runs check (or ``precision_metrics``); a metric no replication has
-a value for is skipped. With an executor, replications run in rounds of its
+a value for is skipped. Two guards (``stats`` module doc): no interval is
+trusted before Cochran's ``n >= 25 g1**2`` (g1: skewness of the per-replication
+values), and a tail or recovery figure (``is_tail_figure``: P99, max,
+``recovery_s``), whose runs can have a rare high mode, is not judged before
+``max(n0, stats.MIN_TAIL_SEQUENTIAL)`` = 40 replications. ``precision.minimum_n``
+says, per metric, the count each guard asked for at the stop. With an executor, replications run in rounds of its
 worker count (``executors.worker_count``); the stopping point is still decided
 replication by replication, in order, so it does not depend on the executor
 (extra replications of the last round are discarded).
@@ -78,7 +85,7 @@ from .config import Scenario, load_scenario
 from .errors import ConfigError
 from .executors import TasksInterrupted, run_tasks, worker_count
 from .metrics import PERCENTILES
-from .stats import DEFAULT_LEVEL, MIN_SEQUENTIAL, Interval, corrected_precision, quantile_interval, sequential_stop, t_interval
+from .stats import DEFAULT_LEVEL, MIN_SEQUENTIAL, MIN_TAIL_SEQUENTIAL, Interval, cochran_minimum, corrected_precision, precision_reached, quantile_interval, sequential_stop, t_interval
 from .warmup import BinnedSeries, WarmupChoice, binned_response_times, choose_shared_warmup, send_time_grid, warmup_cap
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: a plain run does not load it
@@ -99,6 +106,7 @@ __all__ = [
     "ReplicationsInterrupted",
     "figures",
     "flatten",
+    "is_tail_figure",
     "replicate",
     "shared_warmup",
     "summary_keys",
@@ -234,6 +242,7 @@ def pooled_quantiles(samples: Sequence[np.ndarray]) -> dict[str, float | None]:
 def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples: Sequence[np.ndarray] | None = None) -> dict:
     """The summary of means (module doc; latency percentiles pooled from
     ``latency_samples``, when given), targets evaluated on it."""
+    from .diagnosis import merge as merge_diagnoses
     from .metrics import breaker_recommendation
     from .targets import evaluate_targets
 
@@ -247,6 +256,7 @@ def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples:
         breaker["recovery_s"] = None
     breaker["recoveries"] = _mean_recoveries(summaries)
     breaker["never_recovered"] = _never_recovered(summaries)
+    summary["diagnosis"] = merge_diagnoses([s.get("diagnosis", []) for s in summaries])
     breaker["recommendation"] = breaker_recommendation(summary, scenario)
     summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, bool(scenario.faults))]
     return summary
@@ -301,13 +311,23 @@ class ReplicatedResult:
         summary = mean_summary(self.summaries, self.scenario, self.latency_samples)
         ci95 = {}
         flat = flatten(summary)
+        clipped = []
         for key in figures(self.summaries):
             interval = self.interval(key) if flat.get(key) is not None else None
             ci95[key] = interval.to_list() if interval else None
+            if ci95[key] and ci95[key][0] < 0:  # every figure is a count, rate, time or share: never negative
+                ci95[key][0] = 0.0
+                clipped.append(key)
         summary["replications"] = self.replications
         summary["ci95"] = ci95
+        if clipped:
+            summary["ci95_clipped_at_0"] = clipped  # their t-interval reached below 0: its low end is shown as 0
         if self.precision is not None:
             summary["precision"] = self.precision
+            if self.precision.get("converged") is False:
+                from .diagnosis import diagnose
+
+                summary["diagnosis"] += [d for d in diagnose({}, self.scenario, precision=self.precision) if d["code"] == "not_converged"]
         if self.interrupted:
             summary["interrupted"] = True
         return summary
@@ -441,10 +461,31 @@ def _watched_intervals(outputs: Sequence[ReplicationOutput], metrics: Sequence[s
     return {m: figure_interval(flat, samples, m) for m in watched if any(v is not None for v in _values(flat, m))}
 
 
+# Figures whose per-replication values can have a rare high mode (module doc).
+TAIL_SUFFIXES = (".p99", ".max", "recovery_s")
+
+
+def is_tail_figure(metric: str) -> bool:
+    """A P99, a maximum or a recovery time: judged from ``MIN_TAIL_SEQUENTIAL`` replications."""
+    return metric.endswith(TAIL_SUFFIXES)
+
+
+def first_stage(metric: str, first: int) -> int:
+    """The replications ``metric`` needs before sequential stopping may judge it."""
+    return max(first, MIN_TAIL_SEQUENTIAL) if is_tail_figure(metric) else first
+
+
+def _staged_intervals(outputs: Sequence[ReplicationOutput], metrics: Sequence[str] | None, first: int) -> list[tuple[Interval | None, int]]:
+    return [(interval, first_stage(m, first)) for m, interval in _watched_intervals(outputs, metrics).items()]
+
+
 def precision_report(outputs: Sequence[ReplicationOutput], metrics: Sequence[str] | None, gamma: float, limit: int, first: int) -> dict:
-    """What sequential stopping reached: relative half-width per watched metric."""
-    achieved = {m: (math.inf if i is None else i.relative_half_width) for m, i in _watched_intervals(outputs, metrics).items()}
-    converged = all(value <= corrected_precision(gamma) for value in achieved.values())
+    """What sequential stopping reached: relative half-width per watched metric, and
+    the replications each needed (its first stage, or Cochran's rule if more)."""
+    intervals = _watched_intervals(outputs, metrics)
+    achieved = {m: (math.inf if i is None else i.relative_half_width) for m, i in intervals.items()}
+    minimum_n = {m: max(first_stage(m, first), 0 if i is None else cochran_minimum(i.skewness)) for m, i in intervals.items()}
+    converged = all(precision_reached(i, gamma, first_stage(m, first)) for m, i in intervals.items())
     return {
         "target": gamma,
         "corrected_target": corrected_precision(gamma),
@@ -453,6 +494,7 @@ def precision_report(outputs: Sequence[ReplicationOutput], metrics: Sequence[str
         "first": first,
         "max_replications": limit,
         "achieved": achieved,
+        "minimum_n": minimum_n,
     }
 
 
@@ -515,7 +557,7 @@ def replicate(
             outputs += [done[r] for r in sorted(done)]
             if precision is None:
                 break
-            stop = sequential_stop(lambda n: _watched_intervals(outputs[:n], precision_metrics).values(), unchecked, len(outputs), precision)
+            stop = sequential_stop(lambda n: _staged_intervals(outputs[:n], precision_metrics, first), unchecked, len(outputs), precision)
             if stop is None and len(outputs) >= limit:
                 stop = limit
             if stop is not None:

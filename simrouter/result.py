@@ -2,7 +2,7 @@
 
 Requests are logical (one per workload send, whatever retries or hedges it
 took); ``attempts`` in the summary and ``attempts`` in ``to_frame()`` count what
-reached the limiter. Which requests each figure describes (README, "Which
+reached the limiter. Which requests each figure describes (docs/model.md, "Which
 requests each figure describes"; docs/figures.md): "measured" requests are the
 ones sent at or after warm-up; latency figures describe the measured requests
 in ``metrics.latency_population`` (they spent time: a try reached the backend,
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import metrics
+from . import diagnosis, metrics
 from .config import Scenario
 from .outcomes import KIND_NAMES, SUCCESS
 from .policies.breakers import BreakerState, Transition
@@ -198,6 +198,8 @@ class RunResult:
             },
             "backend": self._backend_summary(),
         }
+        trips = diagnosis.trip_causes(self.sent, self.done, self.kind, self.transitions, s.breaker)
+        summary["diagnosis"] = diagnosis.diagnose(summary, s, trips)
         summary["breaker"]["recommendation"] = metrics.breaker_recommendation(summary, s)
         summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, s.targets, bool(s.faults))]
         return summary

@@ -33,6 +33,21 @@ run successive latencies are correlated.
   applies it replication count by replication count from ``n0`` (at least
   ``MIN_SEQUENTIAL``, Law & Kelton's 10; simrouter's default is 20, because a
   mode absent from the first n0 runs cannot show in their variance).
+* Two guards make the stopped interval cover when the per-replication values
+  have a rare high mode (a P99 that jumps when a run gets its few slow calls, a
+  recovery time when the breaker sometimes re-trips):
+  - **Cochran's rule** (Cochran 1977, *Sampling Techniques*, sec. 2.15): the
+    t-interval is trusted only once ``n >= 25 g1**2``, ``g1`` the sample
+    skewness of the values the half-width came from (``Interval.skewness``,
+    ``cochran_minimum``). A mode seen in a few runs makes ``g1`` large, so the
+    procedure refuses to stop on a sample that happens to hold few of them.
+  - a per-metric first stage: ``precision_reached(interval, gamma, first)``
+    with ``first = MIN_TAIL_SEQUENTIAL`` (40) for tail and recovery figures
+    (the caller chooses): a mode of probability p is absent from all of the
+    first n runs with probability ``(1 - p)**n``, 0.92**40 = 3.6 %, and no rule
+    on the sample can see a mode it does not hold.
+  ``sequential_stop``'s ``intervals(n)`` yields intervals or ``(interval,
+  first)`` pairs.
 """
 
 from __future__ import annotations
@@ -46,17 +61,22 @@ import numpy as np
 
 DEFAULT_LEVEL = 0.95
 MIN_SEQUENTIAL = 10  # Law & Kelton's smallest n0 for sequential stopping
+MIN_TAIL_SEQUENTIAL = 40  # first stage for figures with rare high modes (module doc)
+COCHRAN_FACTOR = 25.0  # Cochran's rule: n >= 25 g1**2
 
 __all__ = [
     "DEFAULT_LEVEL",
     "MIN_SEQUENTIAL",
+    "MIN_TAIL_SEQUENTIAL",
     "Interval",
+    "cochran_minimum",
     "corrected_precision",
     "paired_quantile_interval",
     "paired_t_interval",
     "precision_reached",
     "quantile_interval",
     "relative_half_width",
+    "sample_skewness",
     "sequential_stop",
     "t_interval",
 ]
@@ -65,13 +85,16 @@ __all__ = [
 @dataclass(frozen=True)
 class Interval:
     """A two-sided confidence interval from ``n`` replications around a point
-    estimate (``mean``: the sample mean, or for a quantile the pooled quantile)."""
+    estimate (``mean``: the sample mean, or for a quantile the pooled quantile).
+    ``skewness``: the sample skewness g1 of the n values the half-width came from
+    (None when not known): Cochran's rule reads it."""
 
     mean: float
     low: float
     high: float
     n: int
     level: float
+    skewness: float | None = None
 
     @property
     def half_width(self) -> float:
@@ -105,6 +128,23 @@ def _t_quantile(level: float, dof: int) -> float:
     return float(t.ppf(0.5 + level / 2.0, dof))
 
 
+def sample_skewness(values) -> float:
+    """g1 = m3 / m2**1.5 (moment estimator); 0 for a constant sample."""
+    x = np.asarray(values, dtype=float)
+    deviations = x - x.mean()
+    m2 = float(np.mean(deviations**2))
+    if m2 <= 0.0 or not math.isfinite(m2):
+        return 0.0
+    return float(np.mean(deviations**3)) / m2**1.5
+
+
+def cochran_minimum(skewness: float | None) -> int:
+    """Cochran's smallest n for a trustworthy 95 % t-interval: ``ceil(25 g1**2)``."""
+    if skewness is None or not math.isfinite(skewness):
+        return 0 if skewness is None else 2**31
+    return math.ceil(COCHRAN_FACTOR * skewness * skewness)
+
+
 def t_interval(values: Sequence[float] | np.ndarray, level: float = DEFAULT_LEVEL) -> Interval | None:
     """Student-t interval for the mean of i.i.d. ``values``; None when n < 2."""
     _check_level(level)
@@ -114,7 +154,7 @@ def t_interval(values: Sequence[float] | np.ndarray, level: float = DEFAULT_LEVE
         return None
     mean = float(x.mean())
     half = _t_quantile(level, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n, level)
+    return Interval(mean, mean - half, mean + half, n, level, sample_skewness(x))
 
 
 def paired_t_interval(a, b, level: float = DEFAULT_LEVEL) -> Interval | None:
@@ -140,7 +180,7 @@ def quantile_interval(samples: Sequence[np.ndarray], q: float, level: float = DE
     sections = np.array([np.quantile(part, q) for part in parts])
     point = float(np.quantile(np.concatenate(parts), q))
     half = _t_quantile(level, r - 1) * float(sections.std(ddof=1)) / math.sqrt(r)
-    return Interval(point, point - half, point + half, r, level)
+    return Interval(point, point - half, point + half, r, level, sample_skewness(sections))
 
 
 def paired_quantile_interval(a: Sequence[np.ndarray], b: Sequence[np.ndarray], q: float, level: float = DEFAULT_LEVEL) -> Interval | None:
@@ -157,7 +197,7 @@ def paired_quantile_interval(a: Sequence[np.ndarray], b: Sequence[np.ndarray], q
     sections = np.array([np.quantile(y, q) - np.quantile(x, q) for x, y in pairs])
     point = float(np.quantile(np.concatenate([y for _, y in pairs]), q) - np.quantile(np.concatenate([x for x, _ in pairs]), q))
     half = _t_quantile(level, r - 1) * float(sections.std(ddof=1)) / math.sqrt(r)
-    return Interval(point, point - half, point + half, r, level)
+    return Interval(point, point - half, point + half, r, level, sample_skewness(sections))
 
 
 def relative_half_width(values, level: float = DEFAULT_LEVEL) -> float:
@@ -172,17 +212,28 @@ def corrected_precision(gamma: float) -> float:
     return gamma / (1.0 + gamma)
 
 
-def precision_reached(interval: Interval | None, gamma: float) -> bool:
-    """True when ``interval``'s half-width is within the corrected target of its point."""
-    return interval is not None and interval.relative_half_width <= corrected_precision(gamma)
+def precision_reached(interval: Interval | None, gamma: float, first: int = 0) -> bool:
+    """True when ``interval`` rests on at least ``first`` replications and on as many
+    as Cochran's rule asks (``cochran_minimum(interval.skewness)``), and its half-width
+    is within the corrected target of its point."""
+    return (
+        interval is not None
+        and interval.n >= max(first, cochran_minimum(interval.skewness))
+        and interval.relative_half_width <= corrected_precision(gamma)
+    )
 
 
-def sequential_stop(intervals: Callable[[int], Iterable[Interval | None]], start: int, available: int, gamma: float) -> int | None:
+def sequential_stop(intervals: Callable[[int], Iterable], start: int, available: int, gamma: float) -> int | None:
     """The first n in ``start .. available`` at which every interval ``intervals(n)``
-    (one per watched metric, from the first n replications) reaches ``gamma``
+    (one per watched metric, from the first n replications: an ``Interval`` or None,
+    or an ``(interval, first)`` pair with that metric's first stage) reaches ``gamma``
     (``precision_reached``); None if none does yet. ``intervals(n)`` yielding nothing
     (no metric has a value) counts as reached."""
     for n in range(start, available + 1):
-        if all(precision_reached(interval, gamma) for interval in intervals(n)):
+        if all(precision_reached(interval, gamma, first) for interval, first in map(_with_first, intervals(n))):
             return n
     return None
+
+
+def _with_first(item) -> tuple[Interval | None, int]:
+    return item if isinstance(item, tuple) else (item, 0)

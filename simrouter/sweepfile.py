@@ -45,12 +45,14 @@ DEFAULT_METRICS = (
     "latency_ms.p50",
     "latency_ms.p95",
     "latency_ms.p99",
+    "throughput.goodput_rps",
     "throughput.rps",
     "error_rate",
     "error_rates.rate_limited",
     "error_rates.breaker_rejected",
     "breaker.trips",
     "breaker.recovery_s",
+    "breaker.recovered",  # 1/0 per run that tripped: its mean is the share that re-closed
     "backend.utilization",
 )
 TOP_LEVEL_KEYS = ("name", "scenario", "seed", "replications", "metrics", "set", "grid", "points")

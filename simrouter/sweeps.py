@@ -219,8 +219,11 @@ def _cell(value):
 
 
 def aggregate(table: pd.DataFrame, spec: SweepSpec, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
-    """One row per point and numeric metric: mean, ci_low, ci_high, half_width, n."""
+    """One row per point and numeric metric: mean, ci_low, ci_high, half_width, n.
+    A non-negative metric's ci_low below 0 is clipped to 0 (half_width keeps the
+    t-interval's); ``frame.attrs["ci_low_clipped_at_0"]`` lists those metrics."""
     rows = []
+    clipped: set[str] = set()
     for _, group in table.groupby("point", sort=True):
         swept = {key: group[key].iloc[0] for key in spec.keys}
         for metric in spec.metrics:
@@ -231,8 +234,14 @@ def aggregate(table: pd.DataFrame, spec: SweepSpec, level: float = DEFAULT_LEVEL
             interval = t_interval(values, level)
             mean = float(values.mean()) if values.size else math.nan
             low, high = (interval.low, interval.high) if interval else (math.nan, math.nan)
-            rows.append({**swept, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2, "n": int(values.size)})
-    return pd.DataFrame(rows, columns=[*spec.keys, "metric", "mean", "ci_low", "ci_high", "half_width", "n"])
+            half_width = (high - low) / 2
+            if low < 0 and values.min() >= 0:  # a quantity that cannot be negative: clip, and say so
+                low = 0.0
+                clipped.add(metric)
+            rows.append({**swept, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high, "half_width": half_width, "n": int(values.size)})
+    frame = pd.DataFrame(rows, columns=[*spec.keys, "metric", "mean", "ci_low", "ci_high", "half_width", "n"])
+    frame.attrs["ci_low_clipped_at_0"] = sorted(clipped)
+    return frame
 
 
 @contextmanager

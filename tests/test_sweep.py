@@ -127,7 +127,9 @@ def test_aggregated_table_has_the_t_intervals(tiny):
     row = summary[(summary["backend.capacity"] == 8) & (summary["workload.users"] == 6) & (summary["metric"] == "throughput.rps")].iloc[0]
     half = scipy_stats.t.ppf(0.975, 1) * values.std(ddof=1) / np.sqrt(2)
     assert row["mean"] == pytest.approx(values.mean())
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((values.mean() - half, values.mean() + half))
+    # A rate is never negative: the low end is clipped at 0 (issue 15), the half-width kept.
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((max(0.0, values.mean() - half), values.mean() + half))
+    assert row["half_width"] == pytest.approx(half)
     assert row["n"] == 2
 
 

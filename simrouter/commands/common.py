@@ -54,6 +54,21 @@ def add_scenario_options(parser: argparse.ArgumentParser, seed: bool = True) -> 
         parser.add_argument("--seed", type=seed_arg, default=1, help="random seed (default 1); same seed and config, same result")
 
 
+def run_label(args: argparse.Namespace) -> str:
+    """The name a variant's plot files and report titles carry: ``--label``, or
+    (without it) a short digest of the ``--set`` overrides ("" when there are none),
+    so that variants of one scenario do not overwrite each other's files."""
+    import hashlib
+
+    label = getattr(args, "label", None)
+    if label:
+        return label
+    overrides = getattr(args, "overrides", None) or []
+    if not overrides:
+        return ""
+    return "set-" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+
+
 def write_json(data: dict, path: Path, option: str = "--json") -> None:
     """Write ``data`` as indented JSON to ``path`` ('-': standard output), atomically."""
     text = json.dumps(data, indent=2)

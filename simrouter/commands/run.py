@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options, write_json
+from .common import EXIT_OK, EXIT_TARGET_FAILED, add_scenario_options, run_label, write_json
 from .replication_options import add_replication_options, replicated, replication_note, simulate_replicated
 
 
@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
     add_replication_options(parser)
     parser.add_argument("--plot", metavar="DIR", type=Path, help="write the run's plots (latency, timeline) as PNGs into DIR")
+    parser.add_argument("--label", help="name this variant in plot file names, plot and report titles (default: a short digest of the --set overrides)")
     parser.set_defaults(handler=handle)
 
 
@@ -28,8 +29,12 @@ def handle(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     result = simulate_replicated(scenario, args) if replicated(args) else simulate(scenario, seed=args.seed, progress=True)
     to_stdout = args.json is not None and str(args.json) == "-"
+    label = run_label(args)
     if args.json is not None:
-        write_json(result.to_dict(), args.json)
+        data = result.to_dict()
+        if label:
+            data["label"] = label  # the HTML report's title for this run
+        write_json(data, args.json)
     if not to_stdout:
         print_dashboard(result)
         if replicated(args):
@@ -38,7 +43,7 @@ def handle(args: argparse.Namespace) -> int:
         from ..report import write_run_plots
 
         try:
-            written = write_run_plots(simulate(scenario, seed=args.seed) if replicated(args) else result, args.plot)
+            written = write_run_plots(simulate(scenario, seed=args.seed) if replicated(args) else result, args.plot, label=label)
         except OSError as exc:
             raise ConfigError("--plot", f"cannot write plots into {args.plot}: {exc.strerror or exc}") from None
         if not to_stdout:

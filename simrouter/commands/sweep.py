@@ -55,6 +55,8 @@ def handle(args: argparse.Namespace) -> int:
     spec = load_sweep(args.file)
     done = resumed_runs(args.out, spec) if args.resume else {}
     checkpoint = None
+    if args.executor == "dask" and not args.dask_address:  # say where it listens (simrouter.executors)
+        print(f"simrouter: dask: a LocalCluster of {args.workers or 1} worker(s) bound to 127.0.0.1 (scheduler and workers), dashboard off; --dask-address uses another cluster", file=sys.stderr)
     try:
         with open_executor(args.executor, args.workers, args.dask_address) as executor:
             checkpoint = Checkpoint(checkpoint_path(args.out), spec, done) if args.out is not None else None

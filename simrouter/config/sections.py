@@ -20,6 +20,7 @@ from ..distributions import Constant, Distribution, Lognormal, Mixture
 from ..errors import ConfigError, unknown_key_message
 from ..protocols.check import check_request
 from .schema import OneOf, apply_overrides, build, to_dict
+from .units import warn_units
 
 
 def _opt(default: Any, **meta: Any) -> Any:
@@ -200,6 +201,14 @@ class Resilience4jBreakerConfig:
     count_timeouts: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("failure_rate_threshold", "slow_call_rate_threshold"):
+            value = getattr(self, name)
+            if value < 1:  # 0.5 would be read as 0.5 %: the breaker would trip on noise
+                raise ConfigError(
+                    f"breaker.{name}",
+                    f"is a percentage with preset = \"resilience4j\" (as resilience4j: 50 means 50 %), from 1 to 100; "
+                    f"got {value:g}, which would mean {value:g} %; write {value * 100:g} for {value:.0%}",
+                )
         if self.randomized_wait_factor >= 1:
             raise ConfigError("breaker.randomized_wait_factor", f"expected a value >= 0 and < 1 (as resilience4j), got {self.randomized_wait_factor}")
 
@@ -284,8 +293,8 @@ class Failures:
     stream_error: float | None = _opt(None, ge=0, le=1)
 
 
-# The embedded default backend; see the README ("How the default was chosen").
-# Fitted so that `concurrent` reproduces the seed's dashboard (README, "How the
+# The embedded default backend; see docs/model.md ("How the default backend was chosen").
+# Fitted so that `concurrent` reproduces the seed's dashboard (docs/model.md, "How the
 # default backend was chosen"): 99.35 % of calls lognormal around 43 ms, 0.65 %
 # slow ones (cold starts, long generations) around 2.3 s.
 DEFAULT_LATENCY = Mixture(
@@ -474,6 +483,7 @@ class Scenario:
 
     def __post_init__(self) -> None:
         _check_consistency(self)
+        warn_units(self)  # a latency typed in milliseconds (config.units)
 
     def replace(self, overrides: typing.Iterable[str]) -> "Scenario":
         """A copy with ``section.key=value`` overrides applied and re-validated."""

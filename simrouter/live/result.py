@@ -39,6 +39,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .. import diagnosis
 from ..metrics import breaker_recommendation, throughput
 from ..outcomes import SUCCESS
 from ..policies.breakers import BreakerState, Transition
@@ -141,6 +142,8 @@ class LiveResult(RunResult):
         else:
             summary["backend"].update(dict.fromkeys(TARGET_ONLY["backend"]))
             not_measured += [f"backend.{key}" for key in TARGET_ONLY["backend"]]
+        trips = diagnosis.trip_causes(self.sent, self.done, self.kind, self.transitions, self.scenario.breaker)
+        summary["diagnosis"] = diagnosis.diagnose(summary, self.scenario, trips)  # with the live kinds (unreachable)
         if target:
             summary["breaker"]["recommendation"] = breaker_recommendation(summary, self.scenario)
         else:

@@ -4,11 +4,13 @@
 through the SAME policy objects as the simulation, built by
 ``simrouter.policies.build_breaker`` and the limiters' own factory
 (``limit_factory``, one limit per user in ``simrouter.live.limiter_table``), driven by
-``time.monotonic()`` (seconds since the service started), in the simulation's
-order: limiter -> validation -> breaker -> stand-in backend
-(``simrouter.live.backend``) under the router timeout. A limiter that delays
-(nginx's leaky bucket) holds the request for its delay; one that holds (a
-concurrency cap) is released when the router answers. ``router.retry`` and
+``time.monotonic()`` (seconds since the service started; ``clock=`` replaces it),
+through the simulation's own admission chain (``simrouter.policies.chain``):
+limiter -> validation -> breaker -> stand-in backend (``simrouter.live.backend``)
+under the router timeout. A limiter that delays (nginx's leaky bucket) holds the
+request for its delay; one that holds (a concurrency cap) is released when the
+router answers. The breaker's call duration runs from the forward time (after
+the limiter's delay), as in the simulation. ``router.retry`` and
 ``router.hedge`` are client policies of the simulation and are not applied here.
 
 =====================  ======  =============================================
@@ -77,13 +79,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
-import inspect
 import json
 import math
 import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -92,10 +94,12 @@ from aiohttp import web
 from ..config import FaultWindow, Scenario, scenario_from_dict
 from ..distributions import VariateStream
 from ..errors import ConfigError
+from ..diagnosis import diagnose
 from ..metrics import breaker_recommendation, recoveries
 from ..outcomes import BREAKER_REJECTED, FAILURE, KIND_NAMES, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT, VALIDATION
 from ..policies import build_breaker
 from ..policies.breakers import BreakerState
+from ..policies.chain import AdmissionChain
 from ..result import strict_json
 from ..sim import streams
 from ..targets import evaluate_targets
@@ -167,7 +171,9 @@ class RouterService:
 
     ``header_timeout``: seconds a connection has to deliver a request's header
     block (``simrouter.live.header_timeout``); ``max_limiter_keys``: the most
-    per-user limits kept (``simrouter.live.limiter_table``)."""
+    per-user limits kept (``simrouter.live.limiter_table``); ``clock``: the
+    service's time in seconds (default: ``time.monotonic()`` since the start;
+    a test may drive ``handle`` on a virtual one, e.g. the event loop's)."""
 
     def __init__(
         self,
@@ -176,7 +182,10 @@ class RouterService:
         admin_token: str | None = None,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
         max_limiter_keys: int = MAX_KEYS,
+        clock: Callable[[], float] | None = None,
     ):
+        if clock is not None:
+            self.now = clock
         self.scenario = scenario
         self.seed = seed
         self.admin_token = admin_token or secrets.token_urlsafe(16)
@@ -196,13 +205,12 @@ class RouterService:
     def _reset_policies(self) -> None:
         self.limiter = build_service_limiter(self.scenario.limiter, self.max_limiter_keys)
         self.breaker = build_breaker(self.scenario.breaker)
-        self._record_takes_duration = "duration" in inspect.signature(self.breaker.record).parameters
-        self._limiter_waits = getattr(self.limiter, "delays", False) or getattr(self.limiter, "holds", False)
+        # In the order the simulation draws them: common random numbers with replication 0.
+        validation = VariateStream(uniform, streams.stream(self.seed, 0, streams.VALIDATION)).next
+        self.chain = AdmissionChain(self.limiter, self.breaker, self.scenario.backend.failures.validation, validation)
         self._epoch_offset = self.now()  # metrics after a reset start here
         self.recorder = RunningRecorder(self.scenario.metrics.window, start=self._epoch_offset)
         self.fault_history: list[FaultWindow] = []
-        # In the order the simulation draws them: common random numbers with replication 0.
-        self._validation = VariateStream(uniform, streams.stream(self.seed, 0, streams.VALIDATION)).next
         if self._backend is not None:
             self._backend.set_faults([])
             self._backend.restart_busy_time()
@@ -211,10 +219,6 @@ class RouterService:
         if self._backend is None:
             self._backend = StandInBackend(self.scenario.backend, self.seed, self.now, loop)
         return self._backend
-
-    def _injected_validation(self) -> bool:
-        p = self.scenario.backend.failures.validation
-        return bool(p) and self._validation() < p
 
     # -- the router
 
@@ -265,59 +269,46 @@ class RouterService:
 
     async def handle(self, key, sent: float | None = None) -> Answer:
         """One request of user ``key`` (normalised, e.g. by ``user_key``) that arrived at
-        ``sent`` (default: now) through limiter -> validation -> breaker -> backend under
-        the router timeout; the answer is recorded in the metrics. Runs on the loop."""
+        ``sent`` (default: now) through the admission chain (limiter -> validation ->
+        breaker) and the backend under the router timeout; the answer is recorded in
+        the metrics. Runs on the loop."""
         if sent is None:
             sent = self.now()
-        limiter = self.limiter
-        if not self._limiter_waits:
-            if not limiter.try_acquire(key, sent):
-                return self._answer(RATE_LIMITED, sent, sent)
-            return await self._admitted(sent, sent)
-        # Limiters that delay (nginx's leaky bucket) or hold (a concurrency cap).
-        delay = limiter.acquire(key, sent)
-        if delay is None:
-            return self._answer(RATE_LIMITED, sent, sent)
+        chain = self.chain  # the policies that admit it answer it, even if a reset replaces them meanwhile
+        ticket = chain.admit(key, sent)
+        if ticket.kind is not None:
+            return self._answer(ticket.kind, sent, sent)
         try:
-            if delay > 0:
-                await asyncio.sleep(delay)
-            return await self._admitted(sent, self.now())
+            forwarded = sent
+            if ticket.delay > 0:  # nginx's leaky bucket holds the request
+                await asyncio.sleep(ticket.delay)
+                forwarded = self.now()
+            return await self._forwarded(chain, ticket, sent, forwarded)
         finally:
-            limiter.release(key, self.now())
+            # The client went away (the task was cancelled): no answer will be recorded; a
+            # call already settled has nothing left to give back.
+            chain.release(ticket, self.now())
 
-    async def _admitted(self, sent: float, now: float) -> Answer:
-        """Validation, breaker and backend for a request the limiter let through at ``now``."""
-        if self._injected_validation():
-            return self._answer(VALIDATION, sent, now)
-        breaker = self.breaker
-        if not breaker.allow(now):
-            return self._answer(BREAKER_REJECTED, sent, now)
-        epoch = breaker.epoch
-        backend = self._backend_for(asyncio.get_running_loop())
-        future = backend.submit()
+    async def _forwarded(self, chain: AdmissionChain, ticket, sent: float, now: float) -> Answer:
+        """Validation, breaker and backend for a request the limiter forwarded at ``now``."""
+        refused = chain.forward(ticket, now)
+        if refused is not None:
+            return self._answer(refused, sent, now)
+        loop = asyncio.get_running_loop()
+        future = self._backend_for(loop).submit()
         if future is None:
-            self._record(breaker, FAILURE, sent, now, epoch)
+            chain.queue_full(ticket)
             return self._answer(QUEUE_FULL, sent, now)
         timeout = self.scenario.router.timeout
-        timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if math.isfinite(timeout) else None
+        timer = loop.call_later(timeout, _expire, future) if math.isfinite(timeout) else None
         try:
             outcome = await future
-        except asyncio.CancelledError:  # the client went away: the call will never be recorded
-            breaker.release(epoch, self.now())
-            raise
         finally:
             if timer is not None:
                 timer.cancel()
         done = self.now()
-        self._record(breaker, outcome, sent, done, epoch)
+        chain.settle(ticket, done, outcome)
         return self._answer(outcome, sent, done)
-
-    def _record(self, breaker, outcome: int, sent: float, done: float, epoch: int) -> None:
-        """The outcome goes to the breaker that admitted the call (a reset since then replaced it)."""
-        if self._record_takes_duration:
-            breaker.record(outcome, done, epoch, duration=done - sent)
-        else:
-            breaker.record(outcome, done, epoch)
 
     async def _read_key(self, request: web.Request):
         """The limiter key, or ``_Malformed(reason)``."""
@@ -392,6 +383,7 @@ class RouterService:
             # Busy time counts since the reset: utilisation over the same span.
             "backend": {"capacity": capacity, "utilization": utilization, "utilization_whole_run": utilization},
         }
+        summary["diagnosis"] = diagnose(summary, scenario)  # simrouter.diagnosis (no per-call window kept here)
         summary["breaker"]["recommendation"] = breaker_recommendation(summary, scenario)
         summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, bool(scenario.faults))]
         summary["config"] = scenario.to_dict()

@@ -7,6 +7,7 @@
 ``timeline_figure(result)``        percentiles, throughput, breaker over time (``timeline_plot``)
 ``sweep_figure``, ``sweep_heatmap``  a sweep table's metric vs parameters (``sweep_plot``)
 ``compare_figure(table)``          simulated against live (``compare_plot``)
+``capacity_figure(data)``          each target against the searched parameter (``capacity_plot``)
 ``write_run_plots(result, dir)``   a run's plots as PNGs (``run_plots``; ``--plot DIR``)
 ``write_report(paths, out)``       one self-contained HTML file (``html_report``)
 ``progress_bar``, ``track``        transient progress bars (``progress``)
@@ -32,6 +33,7 @@ _LAZY = {
     "sweep_heatmap": "sweep_plot",
     "tidy_sweep": "sweep_plot",
     "compare_figure": "compare_plot",
+    "capacity_figure": "capacity_plot",
     "run_figures": "run_plots",
     "write_run_plots": "run_plots",
     "build_report": "html_report",

@@ -7,7 +7,8 @@ Six panels, laid out like the original system's dashboard:
   load): offered (sends), answered (all outcomes), goodput (successes, with the
   throughput target), answers per minute, the window's length;
 * 🛡️ CIRCUIT BREAKER STATUS: state, health, failure rate, average response, trips,
-  recovery time, the last transitions and the recommendation;
+  recovery time, the last transitions, the diagnosis (``simrouter.diagnosis``:
+  one line per code) and the recommendation;
 * ⚠️ ERROR TRACKING: count and share of sent requests per error kind;
 * 📈 SYSTEM OVERVIEW: scenario, workload, backend capacity, utilisation over the
   throughput window and over the whole run, seed, simulated time (and wall time
@@ -175,6 +176,8 @@ def _breaker(summary: dict, targets: dict) -> Group:
     if transitions:
         parts.append(Text(f"Last transitions ({len(transitions)} of {len(breaker['transitions'])}):", style="dim"))
         parts += [Text(f"  {tr['t']:8.1f} s  {tr['from']} → {tr['to']}") for tr in transitions]
+    for item in summary.get("diagnosis") or ():  # simrouter.diagnosis: what is wrong, and why
+        parts.append(Text(f"🩺 {item['code']}: {item['message']}", style="yellow"))
     parts.append(Text(f"💡 {breaker['recommendation']}", style="italic"))
     return Group(*parts)
 

@@ -202,6 +202,15 @@ def _breaker_story(summary: dict) -> str:
     return f"<p><b>Breaker</b> ({_e(breaker['preset'])}), final state {_e(breaker['state'])}. {_e(breaker['recommendation'])}</p>{transitions}"
 
 
+def _diagnosis(summary: dict) -> str:
+    """The run's ``diagnosis`` list (``simrouter.diagnosis``), one item per code."""
+    items = summary.get("diagnosis") or []
+    if not items:
+        return '<p class="diagnosis"><b>Diagnosis</b>: nothing found.</p>'
+    rows = "".join(f"<li><code>{_e(item['code'])}</code>: {_e(item['message'])}</li>" for item in items)
+    return f'<div class="diagnosis"><b>Diagnosis</b><ul>{rows}</ul></div>'
+
+
 def _verdict(summary: dict) -> str:
     passed = all(t["passed"] is not False for t in summary.get("targets", []))
     return '<span class="badge pass">ALL TARGETS MET</span>' if passed else '<span class="badge fail">TARGETS MISSED</span>'
@@ -209,9 +218,10 @@ def _verdict(summary: dict) -> str:
 
 def _run_title(item: RunItem) -> str:
     data = item.data
+    name = f"{data['scenario']} [{data['label']}]" if data.get("label") else data["scenario"]  # run --label
     if data.get("replications_detail"):
-        return f"{data['scenario']} (seed {data.get('seed', '—')}, mean of {len(data['replications_detail'])} replications)"
-    return f"{data['scenario']} (seed {data.get('seed', '—')}, replication {data.get('replication', 0)})"
+        return f"{name} (seed {data.get('seed', '—')}, mean of {len(data['replications_detail'])} replications)"
+    return f"{name} (seed {data.get('seed', '—')}, replication {data.get('replication', 0)})"
 
 
 def run_section(item: RunItem) -> str:
@@ -226,6 +236,7 @@ def run_section(item: RunItem) -> str:
     ]
     parts.append(f'<div class="tables">{"".join(tables)}</div>')
     parts.append(_breaker_story(summary))
+    parts.append(_diagnosis(summary))
     if item.note:
         parts.append(f"<p class=note>{_e(item.note)}</p>")
     if item.result is not None:

@@ -2,8 +2,8 @@
 
 ``run_figures(result)`` maps a short name to each figure: ``latency`` (histogram
 and CDF) and ``timeline`` (percentiles, throughput and breaker state over time).
-``write_run_plots(result, directory)`` saves them as ``<scenario>-<name>.png``
-and returns the paths.
+``write_run_plots(result, directory, label)`` saves them as
+``<scenario>[-<label>]-<name>.png`` and returns the paths.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ def file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"
 
 
-def write_run_plots(result, directory: Path) -> list[Path]:
-    """Save ``run_figures(result)`` as PNGs in ``directory`` (created if needed)."""
-    stem = file_stem(result.scenario.name)
-    return [save_png(figure, Path(directory) / f"{stem}-{name}.png") for name, figure in run_figures(result).items()]
+def write_run_plots(result, directory: Path, label: str = "") -> list[Path]:
+    """Save ``run_figures(result)`` as PNGs in ``directory`` (created if needed);
+    ``label`` (``--label``, or a digest of the overrides) names the variant in the
+    file names (``<scenario>-<label>-<name>.png``) and the figures' titles, so
+    variants of one scenario do not overwrite each other."""
+    stem = file_stem(f"{result.scenario.name}-{label}" if label else result.scenario.name)
+    written = []
+    for name, figure in run_figures(result).items():
+        if label:
+            figure.suptitle(f"[{label}] {figure.get_suptitle()}".strip())
+        written.append(save_png(figure, Path(directory) / f"{stem}-{name}.png"))
+    return written

@@ -1,8 +1,9 @@
 """The policy path: retries, hedges, delaying and holding limiters, cancellation.
 
-``PolicyRouter`` wraps the fast-path ``SimRouter`` (whose ``screen`` and
-``settle`` it reuses) when a scenario needs more than "admit or reject at once,
-answer once":
+``PolicyRouter`` wraps the fast-path ``SimRouter`` (whose admission chain,
+``simrouter.policies.chain``, it runs every copy through: ``admit`` at the
+limiter, ``forward`` after its delay, ``settle`` or ``release``) when a
+scenario needs more than "admit or reject at once, answer once":
 
 * a limiter that *delays* (nginx leaky bucket without ``nodelay``): the request
   reaches validation, breaker and backend ``delay`` seconds later;
@@ -23,8 +24,9 @@ kind is in ``retry_on``, tries remain and the retry budget allows. The
 exchange's retries, hedges and budget denials go into per-request columns.
 
 The breaker records every copy the router answers, including losers left
-running; a cancelled copy the breaker admitted is not recorded (it has no
-answer) but released (``breaker.release``), so that every call the breaker
+running, with the call's duration from its forward time (after the limiter's
+delay: the chain's rule); a cancelled copy the breaker admitted is not recorded
+(it has no answer) but released (``chain.release``), so that every call the breaker
 admits ends in exactly one ``record`` or one ``release`` (a probe permit held
 by a cancelled hedge would otherwise wedge the breaker half-open).
 
@@ -45,8 +47,9 @@ import simpy
 
 from ..distributions import VariateStream
 from ..errors import SimulationStalled
-from ..outcomes import FAILURE, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT
+from ..outcomes import FAILURE, QUEUE_FULL, SUCCESS, TIMEOUT
 from ..policies import HedgePolicy, RetryBudget, RetryPolicy
+from ..policies.chain import Ticket
 from .event_backend import WAITING
 from .instants import ANSWERS, SendTurns, at_instant
 from .model import STALL_SENDS, SimRouter
@@ -79,27 +82,24 @@ class Exchange:
 class Copy:
     """One attempt of an exchange: a first try, a retry or a hedge."""
 
-    __slots__ = ("exchange", "state", "holds", "forwarded", "admitted", "epoch", "job", "admission")
+    __slots__ = ("exchange", "state", "ticket", "job", "admission")
 
-    def __init__(self, exchange: Exchange):
+    def __init__(self, exchange: Exchange, ticket: Ticket):
         self.exchange = exchange
         self.state = PENDING
-        self.holds = False  # holds a limiter slot until answered
-        self.forwarded = 0.0  # when it passed the limiter (after any delay)
-        self.admitted = False  # the breaker let it through: it owes one record or release
-        self.epoch = 0
+        self.ticket = ticket  # its call through the admission chain (limiter slot, breaker epoch)
         self.job = None  # its job on a cancellable backend
         self.admission = 0  # its rank in backend admission order (ties: instants.py)
 
 
 class PolicyRouter:
-    """Runs exchanges through ``core`` (limiter, validation, breaker, backend)."""
+    """Runs exchanges through ``core`` (its admission chain, then its backend)."""
 
     def __init__(self, core: SimRouter, retry: RetryPolicy, hedge: HedgePolicy, budget: RetryBudget | None, jitter: VariateStream):
         self.core = core
         self.env = core.env
         self.backend = core.backend
-        self.limiter = core.limiter
+        self.chain = core.chain
         self.retry = retry
         self.hedge = hedge
         self.budget = budget
@@ -172,37 +172,28 @@ class PolicyRouter:
             self._schedule_hedge(exchange, this_try, number + 1)
 
     def _send(self, exchange: Exchange, now: float) -> None:
-        copy = Copy(exchange)
+        copy = Copy(exchange, self.chain.admit(exchange.key, now))
         exchange.outstanding += 1
         exchange.copies.append(copy)
-        limiter = self.limiter
-        if limiter.delays or limiter.holds:
-            delay = limiter.acquire(exchange.key, now)
-        else:
-            delay = 0.0 if limiter.try_acquire(exchange.key, now) else None
-        if delay is None:
-            self._resolve(copy, now, RATE_LIMITED)
-            return
-        copy.holds = limiter.holds
-        if delay > 0:
-            self.env.timeout(delay).callbacks.append(lambda _event: self._forward(copy, self.env.now))
+        ticket = copy.ticket
+        if ticket.kind is not None:  # rate limited
+            self._resolve(copy, now, ticket.kind)
+        elif ticket.delay > 0:
+            self.env.timeout(ticket.delay).callbacks.append(lambda _event: self._forward(copy, self.env.now))
         else:
             self._forward(copy, now)
 
     def _forward(self, copy: Copy, now: float) -> None:
         if copy.state != PENDING:  # cancelled while the limiter held it
             return
-        copy.forwarded = now
         exchange = copy.exchange
         if exchange.malformed is None:
             exchange.malformed = self.core.malformed()
-        refused = self.core.screen(now, exchange.malformed)
+        ticket = copy.ticket
+        refused = self.chain.forward(ticket, now, exchange.malformed)
         if refused is not None:
-            self._release(copy, now)
             self._resolve(copy, now, refused)
             return
-        copy.admitted = True
-        copy.epoch = self.core.breaker.epoch
         self._admissions += 1
         copy.admission = self._admissions
         backend, timeout = self.backend, self._timeout
@@ -220,8 +211,7 @@ class PolicyRouter:
                     end, outcome = now + timeout, TIMEOUT
                 at_instant(self.env, end - now, ANSWERS).callbacks.append(lambda _event: self._answer_due(copy, end, outcome))
                 return
-        self.core.settle(now, now, FAILURE, copy.epoch)
-        self._release(copy, now)
+        self.chain.queue_full(ticket)
         self._resolve(copy, now, QUEUE_FULL)
 
     def _deadline(self, copy: Copy) -> None:
@@ -254,14 +244,8 @@ class PolicyRouter:
     def _answered(self, copy: Copy, done: float, outcome: int) -> None:
         """The router answers a backend-admitted copy (the first of its end and its deadline)."""
         self._last_activity = max(self._last_activity, done)
-        self.core.settle(copy.forwarded, done, outcome, copy.epoch)
-        self._release(copy, done)
+        self.chain.settle(copy.ticket, done, outcome)
         self._resolve(copy, done, outcome)
-
-    def _release(self, copy: Copy, now: float) -> None:
-        if copy.holds:
-            copy.holds = False
-            self.limiter.release(copy.exchange.key, now)
 
     # -- outcomes
 
@@ -315,6 +299,5 @@ class PolicyRouter:
         copy.exchange.outstanding -= 1
         if copy.job is not None:
             self.backend.cancel(copy.job, now)
-        if copy.admitted:  # it will never be recorded: give back what the breaker granted
-            self.core.breaker.release(copy.epoch, now)
-        self._release(copy, now)
+        # It will never be recorded: give back what the breaker granted, and its limiter slot.
+        self.chain.release(copy.ticket, now)

@@ -2,9 +2,10 @@
 
 On the fast path (no retries, hedges, delaying or holding limiter, nor
 cancellation: ``run.build_router`` decides) a request's whole future is known
-when it is sent: the limiter, validation or the breaker answer it at once, or
-the resolve-at-admission ``backend.Backend`` gives its answer time (its end,
-or the router timeout if that comes first) and outcome. What is left to
+when it is sent: the admission chain (``simrouter.policies.chain``, the one the
+SimPy engine and the live service use: limiter, validation, breaker) answers it
+at once, or the resolve-at-admission ``backend.Backend`` gives its answer time
+(its end, or the router timeout if that comes first) and outcome. What is left to
 simulate is order: the breaker must record each answer at its answer time,
 before any later request asks it. So this engine needs no SimPy event at all,
 only two heaps:
@@ -42,7 +43,7 @@ from heapq import heappop, heappush
 from itertools import count
 
 from ..errors import SimulationStalled
-from ..outcomes import BREAKER_REJECTED, FAILURE, QUEUE_FULL, RATE_LIMITED, TIMEOUT, VALIDATION
+from ..outcomes import FAILURE, QUEUE_FULL, TIMEOUT
 from ..workload import arrival_times
 from .model import STALL_SENDS
 
@@ -50,27 +51,24 @@ from .model import STALL_SENDS
 def _router_calls(router) -> tuple[Callable[[int, float], float | None], Callable[[float], None]]:
     """``send(key, now)`` -> the answer time of a backend-admitted request, or None
     if it was answered (and recorded) at once; ``settle(until)`` records every
-    answer due at or before ``until``. Closures over bound locals: the hot loop."""
+    answer due at or before ``until``. The admission chain is ``router.chain``
+    (``simrouter.policies.chain``: ``decide`` at send time, ``record`` when
+    answered; the call is forwarded when sent, so its breaker duration is
+    ``done - sent``). Closures over bound locals: the hot loop."""
     answers: list[tuple] = []
-    acquire = router.limiter.try_acquire
-    breaker = router.breaker
-    allow, record = breaker.allow, breaker.record
+    chain = router.chain
+    decide, record = chain.decide, chain.record
+    transparent = chain.transparent  # nothing to decide or record: skip both calls
+    breaker = chain.breaker
     admit = router.backend.admit
     recorder = router.recorder
     add_sent, add_done, add_kind = recorder.sent.append, recorder.done.append, recorder.kind.append
-    p_validation = router.p_validation
-    malformed = router.malformed
     timeout = router.timeout
     order = count()
 
     def send(key: int, now: float) -> float | None:
-        if not acquire(key, now):
-            kind = RATE_LIMITED
-        elif p_validation and malformed():
-            kind = VALIDATION
-        elif not allow(now):
-            kind = BREAKER_REJECTED
-        else:
+        kind = None if transparent else decide(key, now)
+        if kind is None:
             epoch = breaker.epoch
             admitted = admit(now)
             if admitted is not None:
@@ -80,7 +78,7 @@ def _router_calls(router) -> tuple[Callable[[int, float], float | None], Callabl
                     end, outcome = deadline, TIMEOUT
                 heappush(answers, (end, next(order), now, outcome, epoch))
                 return end
-            record(FAILURE, now, epoch, 0.0)  # a full queue is a failure for the breaker
+            record(FAILURE, now, epoch, now)  # a full queue is a failure for the breaker, of duration 0
             kind = QUEUE_FULL
         add_sent(now)
         add_done(now)
@@ -90,7 +88,8 @@ def _router_calls(router) -> tuple[Callable[[int, float], float | None], Callabl
     def settle(until: float) -> None:
         while answers and answers[0][0] <= until:
             done, _, sent, outcome, epoch = heappop(answers)
-            record(outcome, done, epoch, done - sent)
+            if not transparent:
+                record(outcome, done, epoch, sent)
             add_sent(sent)
             add_done(done)
             add_kind(outcome)

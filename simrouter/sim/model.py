@@ -12,8 +12,12 @@ A request goes ``limiter -> validation -> breaker -> backend``:
    otherwise the router answers at ``min(end, sent + router.timeout)``: the
    backend's outcome, or ``TIMEOUT`` if the deadline came first.
 
-The breaker records the outcome at the moment the router answers, in simulated
-time order, so later admissions see exactly the state a real router would.
+Steps 1-3 and the breaker's bookkeeping are ``simrouter.policies.chain``'s
+``AdmissionChain``, the one definition the live service uses too (a delaying
+limiter forwards ``delay`` seconds after arrival; the breaker's call duration
+runs from the forward time). The breaker records the outcome at the moment the
+router answers, in simulated time order, so later admissions see exactly the
+state a real router would.
 
 Two engines run this model (``run.build_router`` picks one per scenario):
 
@@ -44,7 +48,7 @@ import simpy
 
 from ..distributions import VariateStream
 from ..metrics import Recorder
-from ..outcomes import BREAKER_REJECTED, VALIDATION
+from ..policies.chain import AdmissionChain
 from ..workload import arrival_times
 from .backend import Backend
 
@@ -55,24 +59,25 @@ STALL_SENDS = 1_000_000
 
 
 class SimRouter:
-    """The router's parts: limiter, validation, breaker, backend and recorder.
+    """The router's parts: the admission chain (limiter, validation, breaker), the
+    backend and the recorder.
 
     On the fast path ``fast.run_closed`` / ``fast.run_open`` drive them directly
-    (one decision per request at send time, answers settled in time order);
-    ``client.PolicyRouter`` wraps them on the SimPy engine and reuses
-    ``malformed``, ``screen`` and ``settle``."""
+    (``chain.decide`` per request at send time, ``chain.record`` as answers are
+    settled in time order); ``client.PolicyRouter`` wraps them on the SimPy
+    engine (``chain.admit`` / ``forward`` / ``settle`` / ``release`` per copy, and
+    ``malformed`` once per logical request)."""
 
-    __slots__ = ("env", "limiter", "breaker", "backend", "recorder", "_timeout", "_p_validation", "_validation_uniform")
+    __slots__ = ("env", "chain", "limiter", "breaker", "backend", "recorder", "_timeout")
 
     def __init__(self, env: simpy.Environment, scenario, limiter, breaker, backend: Backend, recorder: Recorder, validation_uniform: VariateStream):
         self.env = env
+        self.chain = AdmissionChain(limiter, breaker, scenario.backend.failures.validation, validation_uniform.next)
         self.limiter = limiter
         self.breaker = breaker
         self.backend = backend
         self.recorder = recorder
         self._timeout = scenario.router.timeout
-        self._p_validation = scenario.backend.failures.validation
-        self._validation_uniform = validation_uniform
 
     @property
     def timeout(self) -> float:
@@ -82,29 +87,14 @@ class SimRouter:
     @property
     def p_validation(self) -> float:
         """``backend.failures.validation``: the fraction of malformed requests."""
-        return self._p_validation
+        return self.chain.p_validation
 
     def malformed(self) -> bool:
-        """Draw whether a logical request is malformed (one draw of the validation
-        stream when ``p_validation`` > 0). Drawn ONCE per logical request, when it
-        first reaches validation: its retries and hedges reuse the decision."""
-        return bool(self._p_validation) and self._validation_uniform.next() < self._p_validation
-
-    def screen(self, now: float, malformed: bool) -> int | None:
-        """After the limiter: ``VALIDATION`` (``malformed``, drawn by ``malformed()``)
-        or ``BREAKER_REJECTED`` if the request is answered at once, None if it goes
-        on to the backend (the breaker admitted it: it must end in one
-        ``breaker.record`` or one ``breaker.release``)."""
-        if malformed:
-            return VALIDATION
-        if not self.breaker.allow(now):
-            return BREAKER_REJECTED
-        return None
-
-    def settle(self, sent: float, done: float, outcome: int, epoch: int) -> None:
-        """The router answers a backend call at ``done``: the breaker records it
-        (a full queue counts as a FAILURE)."""
-        self.breaker.record(outcome, done, epoch, duration=done - sent)
+        """Draw whether a logical request is malformed (``AdmissionChain.malformed``:
+        one draw of the validation stream when ``p_validation`` > 0). Drawn ONCE per
+        logical request, when it first reaches validation: its retries and hedges
+        reuse the decision."""
+        return self.chain.malformed()
 
 
 def closed_user(env: simpy.Environment, router, key: int, requests: int, think: VariateStream, stop_at: float, finished: list[float]) -> Generator:
