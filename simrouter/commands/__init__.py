@@ -5,6 +5,6 @@ Each module defines ``register(subparsers)``, which adds its parser and sets
 ``COMMANDS`` lists them in the order ``simrouter --help`` shows them.
 """
 
-from . import calibrate, compare, compare_configs, config_cmd, dashboard, demo, live, report, run, scenarios, serve, sweep
+from . import calibrate, compare, compare_configs, config_cmd, dashboard, demo, live, proxy, report, run, scenarios, serve, sweep
 
-COMMANDS = [run, demo, scenarios, config_cmd, serve, live, compare, calibrate, report, dashboard, sweep, compare_configs]
+COMMANDS = [run, demo, scenarios, config_cmd, serve, proxy, live, compare, calibrate, report, dashboard, sweep, compare_configs]
