@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test notebook bench bench-startup bench-live clean
+.PHONY: install demo test notebook bench bench-startup bench-live bench-precision clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ notebook: install
 # The 30 s service load test runs first, alone on the machine; then the whole suite.
 test: install
 	SIMROUTER_SLOW_TESTS=1 $(PY) -m pytest -q -m slow
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 # Simulation speed and memory against a bare SimPy M/M/c queue (a few minutes; BENCH_ARGS=--quick for seconds).
 bench: install
@@ -40,6 +40,10 @@ bench-startup: install
 bench-live: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_loadgen.py
+
+# The live generator's latency figures against hey / wrk on nginx answering in 1 ms (issue 12).
+bench-precision: install
+	$(PY) benchmarks/bench_precision.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

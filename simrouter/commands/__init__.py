@@ -5,6 +5,6 @@ Each module defines ``register(subparsers)``, which adds its parser and sets
 ``COMMANDS`` lists them in the order ``simrouter --help`` shows them.
 """
 
-from . import calibrate, capacity, compare, compare_configs, config_cmd, dashboard, demo, init_cmd, live, report, run, scenarios, serve, sweep
+from . import calibrate, capacity, compare, compare_configs, config_cmd, dashboard, demo, init_cmd, live, proxy, report, run, scenarios, serve, sweep
 
-COMMANDS = [run, demo, scenarios, init_cmd, config_cmd, serve, live, compare, calibrate, report, dashboard, sweep, compare_configs, capacity]
+COMMANDS = [run, demo, scenarios, init_cmd, config_cmd, serve, proxy, live, compare, calibrate, report, dashboard, sweep, compare_configs, capacity]

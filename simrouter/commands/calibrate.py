@@ -9,7 +9,7 @@ from .common import EXIT_OK, seed_arg
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("calibrate", help="fit lognormal, gamma and empirical latency to a live run (or a sample file) and write a scenario")
+    parser = subparsers.add_parser("calibrate", help="fit lognormal, gamma and empirical latency (and, from a streaming run, TTFT and TPOT) to a live run (or a sample file) and write a scenario")
     parser.add_argument("--from", dest="source", required=True, type=Path, metavar="PATH", help="a live run's JSON (simrouter live --json) or a file of latencies, one per line")
     parser.add_argument("--unit", choices=("s", "ms"), default="s", help="unit of a sample file (default s)")
     parser.add_argument("--scenario", default=None, help="scenario to put the fit into (default: the live run's config, else the defaults)")
@@ -31,7 +31,7 @@ def handle(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..errors import ConfigError
-    from ..live.calibrate import QUANTILES, Censoring, base_scenario, calibrate, calibrated_scenario, read_censoring, read_sample
+    from ..live.calibrate import MIN_SAMPLE, QUANTILES, Censoring, base_scenario, calibrate, calibrated_scenario, read_censoring, read_sample, read_token_samples
     from .common import write_json
 
     sample, config = read_sample(args.source, args.unit)
@@ -44,7 +44,14 @@ def handle(args: argparse.Namespace) -> int:
                 raise ConfigError("--timeout", "expected the timeout (seconds) of --timeouts: the sample has no run config to take router.timeout from")
         censoring = Censoring(censoring.count if args.timeouts is None else args.timeouts, float(timeout))
     calibration = calibrate(sample, seed=args.seed, family=args.family, censored=censoring.count, censor_at=censoring.at)
-    scenario = calibrated_scenario(base_scenario(args.scenario, config), calibration, args.out)
+    tokens = {}
+    if config is not None:
+        for name, values in read_token_samples(args.source).items():
+            if values.size >= MIN_SAMPLE:
+                tokens[name] = calibrate(values, seed=args.seed, family=args.family)
+            elif values.size:
+                print(f"note: backend.{name} not fitted: {values.size} samples, at least {MIN_SAMPLE} needed")
+    scenario = calibrated_scenario(base_scenario(args.scenario, config), calibration, args.out, tokens)
     censored = f" and {censoring.count} timeouts > {censoring.at:g} s (censored)" if censoring.count else ""
     title = f"latency fit to {calibration.sample_size} samples{censored} (fit error: hold-out Kolmogorov-Smirnov distance; KS p: test on the whole sample)"
     table = Table(title=title)
@@ -68,7 +75,12 @@ def handle(args: argparse.Namespace) -> int:
         print(f"over the timeout: {observed:.1%} observed; fitted {fitted}")
         if calibration.best.family == "empirical":
             print("note: the empirical fit cannot go beyond the timeout: its tail is cut there (both parametric families were rejected)")
-    print(f"wrote {args.out} (scenario {scenario.name!r}, backend.latency = {calibration.best.family})")
+    for name, fitted in tokens.items():
+        spec = fitted.best.to_dict()["spec"]
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items() if k != "dist")
+        print(f"backend.{name}: {fitted.best.family} ({params}) from {fitted.sample_size} samples, hold-out KS {fitted.best.ks_holdout:.4f}")
+    written = ", ".join([f"backend.latency = {calibration.best.family}"] + [f"backend.{name} = {fitted.best.family}" for name, fitted in tokens.items()])
+    print(f"wrote {args.out} (scenario {scenario.name!r}, {written})")
     if args.json is not None:
-        write_json(calibration.to_dict(), args.json)
+        write_json({**calibration.to_dict(), **{name: fitted.to_dict() for name, fitted in tokens.items()}}, args.json)
     return EXIT_OK

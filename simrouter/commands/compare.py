@@ -32,7 +32,7 @@ def handle(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..config import load_scenario
-    from ..live.compare import compare, render_table
+    from ..live.compare import compare, render_table, render_timeline
     from .common import write_json
 
     scenario = load_scenario(args.scenario, args.overrides)
@@ -46,6 +46,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.json is None or str(args.json) != "-":
         console = Console()
         Console(width=max(console.width, 104)).print(render_table(comparison))
+        timeline = render_timeline(comparison)
+        if timeline is not None:
+            Console(width=max(console.width, 104)).print(timeline)
         for note in comparison.live.notes:
             print(f"note: {note}")
     return interrupts.exit_status() if comparison.live.cut_short else EXIT_OK

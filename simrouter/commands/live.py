@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import interrupts
@@ -16,11 +17,17 @@ def register(subparsers) -> None:
     add_scenario_options(parser)
     parser.add_argument(
         "--target", required=True, metavar="URL",
-        help="the router's base URL, e.g. http://127.0.0.1:8000 or http://host/api (POST URL/submit; userinfo is sent as Basic auth, never shown)",
+        help="the router's base URL, e.g. http://127.0.0.1:8000 or http://host/api (requests go to URL + the [request] path, "
+        "default POST URL/submit; userinfo is sent as Basic auth, never shown)",
     )
     add_live_options(parser)
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the result as JSON ('-' for standard output)")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
+    parser.add_argument(
+        "--dashboard", action="store_true",
+        help="redraw the dashboard during the run from the generator's own measurements (any target: its /metrics is not needed)",
+    )
+    parser.add_argument("--interval", type=float, default=5.0, metavar="S", help="--dashboard: seconds between redraws, and the rolling window (default 5)")
     parser.set_defaults(handler=handle)
 
 
@@ -42,21 +49,34 @@ def add_live_options(parser: argparse.ArgumentParser) -> None:
     )
     live.add_argument("--no-faults", action="store_true", help="do not send the scenario's [[faults]] to the target")
     live.add_argument(
-        "--map", dest="rules", action="append", default=[], metavar="STATUS[:HEADER=VALUE]=KIND",
-        help="classify answers, e.g. --map 503=queue_full or --map '503:X-Reason=overload=queue_full' (before the defaults; repeatable)",
+        "--fault-proxy", default=None, metavar="URL",
+        help=f"simrouter proxy in front of one of the target's backends: send it the [[faults]] (with --admin-token or ${TOKEN_ENV}) and observe the target's breaker from its record (docs/proxy.md)",
+    )
+    live.add_argument(
+        "--map", dest="rules", action="append", default=[], metavar="STATUS[:TEST]=KIND",
+        help="classify answers, e.g. --map 503=queue_full, --map '503:X-Reason=overload=queue_full' (a header) or "
+        "--map '429:error.code=insufficient_quota=failures' (a field of the JSON error body); before the defaults, repeatable",
     )
     live.add_argument("--no-default-map", action="store_true", help="use only the --map rules")
     live.add_argument(
         "--client", choices=("auto", "fast", "aiohttp"), default="auto",
         help="HTTP client for the requests: fast (lean keep-alive HTTP/1.1, http:// only), aiohttp; auto: fast for http://",
     )
+    live.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio",
+        help="the generator's event loop (default asyncio; uvloop: optional dependency, pip install 'simrouter[fast]'; see docs/live-precision.md)",
+    )
+    live.add_argument(
+        "--processes", type=int, default=1, metavar="N",
+        help="open model: spread the arrivals over N generator processes (each sends every N-th one; results merged; default 1)",
+    )
 
 
 def live_options(args: argparse.Namespace):
     """``LiveOptions`` from parsed arguments (validated: ConfigError names the option)."""
     from ..errors import ConfigError
-    from ..live.classify import Classifier
     from ..live.loadgen import LiveOptions
+    from ..protocols.answers import AnswerClassifier
 
     for name in ("connections", "max_requests"):
         value = getattr(args, name)
@@ -68,9 +88,21 @@ def live_options(args: argparse.Namespace):
         raise ConfigError("--late-threshold", f"expected milliseconds >= 0, got {args.late_threshold}")
     if args.max_backlog is not None and args.max_backlog < 0:
         raise ConfigError("--max-backlog", f"expected a whole number >= 0, got {args.max_backlog}")
+    AnswerClassifier(args.rules, defaults=not args.no_default_map)  # a --map rule of an unknown form: ConfigError now
     # The environment's token is a secret for simrouter's own serve: never sent to another host unasked.
-    token = args.admin_token or (os.environ.get(TOKEN_ENV) if args.target_is_serve else None)
+    fault_proxy = check_target(args.fault_proxy, "--fault-proxy") if getattr(args, "fault_proxy", None) else None
+    # The environment's token may go to simrouter's own serve or proxy; never to another host unasked.
+    token = args.admin_token or (os.environ.get(TOKEN_ENV) if args.target_is_serve or fault_proxy else None)
     extra = {} if args.max_backlog is None else {"max_backlog": args.max_backlog}
+    if getattr(args, "processes", 1) < 1:
+        raise ConfigError("--processes", f"expected a whole number >= 1, got {args.processes}")
+    dashboard = getattr(args, "dashboard", False)
+    if dashboard:
+        if not 0 < args.interval < float("inf"):
+            raise ConfigError("--interval", f"expected a finite number of seconds > 0, got {args.interval:g}")
+        if getattr(args, "processes", 1) != 1:
+            raise ConfigError("--dashboard", "draws one process's measurements: use it with --processes 1")
+        extra["dashboard_interval"] = args.interval
     return LiveOptions(
         connections=args.connections,
         max_requests=args.max_requests,
@@ -79,15 +111,19 @@ def live_options(args: argparse.Namespace):
         admin_token=token,
         target_is_serve=args.target_is_serve,
         inject_faults=not args.no_faults,
+        fault_proxy=fault_proxy,
         seed=args.seed,
-        classifier=Classifier(args.rules, defaults=not args.no_default_map),
+        rules=tuple(args.rules),
+        default_rules=not args.no_default_map,
         client=args.client,
-        progress=True,
+        progress=not dashboard,
+        loop=getattr(args, "loop", "asyncio"),
+        processes=getattr(args, "processes", 1),
         **extra,
     )
 
 
-def check_target(url: str) -> str:
+def check_target(url: str, option: str = "--target") -> str:
     """``url`` if it is an http(s)://[USER:PASS@]HOST[:PORT][/PATH] base URL, else ConfigError('--target')
     (the message never repeats userinfo)."""
     from urllib.parse import urlsplit
@@ -101,12 +137,33 @@ def check_target(url: str) -> str:
     try:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
-        raise ConfigError("--target", f"expected a port from 1 to 65535 in {shown!r}") from None
+        raise ConfigError(option, f"expected a port from 1 to 65535 in {shown!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("--target", f"expected a base URL like http://127.0.0.1:8000 or http://host/api, got {shown!r}")
+        raise ConfigError(option, f"expected a base URL like http://127.0.0.1:8000 or http://host/api, got {shown!r}")
     if parts.query or parts.fragment:
-        raise ConfigError("--target", f"expected a base URL without a query or fragment (requests go to URL/submit), got {shown!r}")
+        raise ConfigError(option, f"expected a base URL without a query or fragment (requests go to URL/submit), got {shown!r}")
     return url.rstrip("/")
+
+
+@contextmanager
+def redacting(scenario):
+    """Resolve the ``[request]`` section's ``${VAR}`` references (an unset one is a
+    ConfigError naming it, before anything is sent) and keep their values out of any
+    error raised inside: its message is re-raised with each value put back as ``${VAR}``."""
+    from ..errors import ConfigError
+    from ..protocols.encode import RequestEncoder
+
+    secrets = RequestEncoder(scenario.request).secrets
+    try:
+        yield secrets
+    except ConfigError as exc:
+        if secrets and secrets.redact(str(exc)) != str(exc):
+            raise ConfigError(secrets.redact(exc.field), secrets.redact(exc.message)) from None
+        raise
+    except Exception as exc:
+        if secrets and secrets.redact(str(exc)) != str(exc):
+            raise RuntimeError(secrets.redact(f"{type(exc).__name__}: {exc}")) from None
+        raise
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -116,12 +173,18 @@ def handle(args: argparse.Namespace) -> int:
     from .common import write_json
 
     scenario = load_scenario(args.scenario, args.overrides)
-    result = run_live(scenario, check_target(args.target), live_options(args))
+    options = live_options(args)
+    with redacting(scenario):
+        result = run_live(scenario, check_target(args.target), options)
     to_stdout = args.json is not None and str(args.json) == "-"
     if args.json is not None:
         write_json(result.to_dict(), args.json)
     if not to_stdout:
         print_live(result)
+        if options.fault_proxy:
+            from ..live.observed_breaker import describe
+
+            print(describe(result.fault_injection.get("observed_breaker")))
     if result.cut_short:
         return interrupts.exit_status()
     return EXIT_TARGET_FAILED if args.check and not result.passed else EXIT_OK

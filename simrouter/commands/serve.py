@@ -40,6 +40,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--protocol", choices=("simrouter", "openai"), default="simrouter", help="simrouter: POST /submit (default); openai: /v1/chat/completions, /v1/completions, /v1/models (docs/protocols.md)"
     )
+    parser.add_argument(
+        "--upstream", default=None, metavar="URL",
+        help="a real HTTP backend instead of the stand-in: each call is POST URL {} (2xx succeeded; e.g. through simrouter proxy, docs/proxy.md)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -66,7 +70,12 @@ async def _serve(scenario, args, token) -> None:
 
         service = OpenAIService(scenario, seed=args.seed, admin_token=token, header_timeout=args.header_timeout)
     else:
-        service = RouterService(scenario, seed=args.seed, admin_token=token, header_timeout=args.header_timeout)
+        factory = None
+        if args.upstream:  # the breaker and limiter in front of a real backend (e.g. simrouter proxy)
+            from ..proxy.upstream import upstream_factory
+
+            factory = upstream_factory(args.upstream)
+        service = RouterService(scenario, seed=args.seed, admin_token=token, header_timeout=args.header_timeout, backend_factory=factory)
     try:
         runner, url = await start_service(service, args.host, args.port)
     except OSError as exc:

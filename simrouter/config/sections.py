@@ -383,12 +383,43 @@ class RouterConfig:
 @dataclass(frozen=True)
 class FaultWindow:
     """Between ``start`` and ``end`` calls that start service fail with probability
-    ``error_rate`` and take ``latency_factor`` times as long."""
+    ``error_rate`` and take ``latency_factor`` times as long.
+
+    The fault proxy (``simrouter proxy``, ``simrouter.faults`` decides per request)
+    also applies: ``status`` of the injected errors (500, 429 with ``Retry-After``,
+    503), ``added_latency`` seconds before the answer (for a stream: before the
+    first byte), ``per_chunk_latency`` seconds between streamed chunks,
+    ``hang_rate`` (accepted, never answered), ``reset_rate`` (connection closed
+    mid-answer), ``cut_stream_rate`` (an SSE stream ended after a few events, no
+    ``[DONE]``). The rates are exclusive shares of one draw: they add up to at most 1.
+    The simulation and ``serve`` apply ``error_rate`` and ``latency_factor`` only.
+    """
 
     start: float = _opt(0.0, ge=0, required=True)
     end: float = _opt(1.0, gt=0, required=True)
     error_rate: float = _opt(0.0, ge=0, le=1)
     latency_factor: float = _opt(1.0, gt=0)
+    status: Literal[500, 429, 503] = 500
+    added_latency: float = _opt(0.0, ge=0)
+    per_chunk_latency: float = _opt(0.0, ge=0)
+    hang_rate: float = _opt(0.0, ge=0, le=1)
+    reset_rate: float = _opt(0.0, ge=0, le=1)
+    cut_stream_rate: float = _opt(0.0, ge=0, le=1)
+
+    def __post_init__(self) -> None:
+        total = self.error_rate + self.hang_rate + self.reset_rate + self.cut_stream_rate
+        if total > 1 + 1e-12:
+            raise ConfigError("faults.error_rate", f"error_rate + hang_rate + reset_rate + cut_stream_rate must add up to at most 1 (one draw decides), got {total:g}")
+        if not math.isfinite(self.added_latency) or not math.isfinite(self.per_chunk_latency) or not math.isfinite(self.latency_factor):
+            raise ConfigError("faults.added_latency", "latency_factor, added_latency and per_chunk_latency must be finite")
+
+    @property
+    def is_noop(self) -> bool:
+        """True when the window changes nothing (a configuration mistake)."""
+        return (
+            self.error_rate == 0 and self.latency_factor == 1 and self.added_latency == 0 and self.per_chunk_latency == 0
+            and self.hang_rate == 0 and self.reset_rate == 0 and self.cut_stream_rate == 0
+        )
 
 
 @dataclass(frozen=True)
@@ -540,8 +571,11 @@ def _check_consistency(s: Scenario) -> None:
         window = s.faults[fault]
         if window.end <= window.start:
             raise ConfigError(f"faults.{fault}.end", f"must be after start ({window.start}), got {window.end}")
-        if window.error_rate == 0 and window.latency_factor == 1:
-            raise ConfigError(f"faults.{fault}", "a fault window needs error_rate > 0 or latency_factor != 1")
+        if window.is_noop:
+            raise ConfigError(
+                f"faults.{fault}",
+                "a fault window needs error_rate, hang_rate, reset_rate or cut_stream_rate > 0, latency_factor != 1, or added_latency / per_chunk_latency > 0",
+            )
         if window.start < previous_end:
             raise ConfigError(f"faults.{fault}.start", f"overlaps fault window {previous_index}; fault windows must not overlap")
         previous_end, previous_index = window.end, fault

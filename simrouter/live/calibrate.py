@@ -50,6 +50,15 @@ router's 504s) and ``client_timeouts``, scaled to the sample (it is a random
 subset of the successes), censored at ``router.timeout``. A backend hang
 (``backend.failures.timeout``) also ends as a timeout and is counted the same
 way: the live run cannot tell them apart.
+
+Token timing (a streaming run of ``protocol = "openai-chat"`` /
+``"openai-completions"``): ``read_token_samples`` takes ``live.ttft_sample_s``
+(time to first token from the actual send) and ``live.tpot_sample_s`` (time per
+output token) of the successes; each (when it has at least ``MIN_SAMPLE``
+values > 0) is fitted the same way, without censoring, and written as
+``backend.ttft`` and ``backend.tpot``: the distributions ``simrouter serve
+--protocol openai`` streams with (``simrouter.live.openai_service``).
+``backend.latency`` stays the end-to-end fit, the figure the simulation models.
 """
 
 from __future__ import annotations
@@ -306,23 +315,53 @@ def read_censoring(path: Path, sample_size: int) -> Censoring:
     return Censoring(int(round(timeouts * sample_size / succeeded)), float(timeout))
 
 
-def calibrated_scenario(base: Scenario, calibration: Calibration, out: Path) -> Scenario:
+def read_token_samples(path: Path) -> dict[str, np.ndarray]:
+    """``{"ttft": ..., "tpot": ...}`` (seconds, values > 0) of a live run's JSON; empty
+    arrays for a run without token timing (or a sample file)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        data = None
+    live = data.get("live") if isinstance(data, dict) else None
+    found = {}
+    for name in TOKEN_FITS:
+        values = live.get(f"{name}_sample_s") if isinstance(live, dict) else None
+        try:
+            array = np.asarray(values if isinstance(values, list) else [], dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError("--from", f"{path}: live.{name}_sample_s is not a list of numbers") from None
+        found[name] = array[np.isfinite(array) & (array > 0)]
+    return found
+
+
+TOKEN_FITS = ("ttft", "tpot")  # backend.ttft, backend.tpot
+
+
+def _spec(fit: FamilyFit, out: Path, name: str) -> dict:
+    """The distribution spec of a fit; an empirical one's values go to ``<out stem>.<name>.txt``."""
+    if fit.family != "empirical":
+        return fit.distribution.spec()
+    samples = out.with_name(f"{out.stem}.{name}.txt")
+    samples.write_text("\n".join(repr(float(v)) for v in fit.distribution.values) + "\n")
+    return {"dist": "empirical", "file": samples.name}
+
+
+def calibrated_scenario(base: Scenario, calibration: Calibration, out: Path, tokens: dict[str, Calibration] | None = None) -> Scenario:
     """Write ``base`` with the best latency fit to ``out`` (TOML; an empirical fit's values
-    go to ``<out stem>.latency.txt`` beside it) and return it, re-read from the file."""
+    go to ``<out stem>.latency.txt`` beside it) and return it, re-read from the file.
+    ``tokens``: fits of ``ttft`` / ``tpot``, written as ``backend.ttft`` / ``backend.tpot``."""
     data = base.to_dict()
     best = calibration.best
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if best.family == "empirical":
-        samples = out.with_name(out.stem + ".latency.txt")
-        samples.write_text("\n".join(repr(float(v)) for v in best.distribution.values) + "\n")
-        latency = {"dist": "empirical", "file": samples.name}
-    else:
-        latency = best.distribution.spec()
-    data["backend"] = {**data.get("backend", {}), "latency": latency}
+    backend = {**data.get("backend", {}), "latency": _spec(best, out, "latency")}
     errors = ", ".join(f"{f.family} {f.ks_holdout:.4f}" for f in calibration.fits)
     censored = f" and {calibration.censoring.count} timeouts (> {calibration.censoring.at:g} s, censored)" if calibration.censoring.count else ""
     header = f"calibrated by simrouter calibrate from {calibration.sample_size} latencies{censored}\nbackend.latency: {best.family} (fit error, hold-out KS: {errors})"
+    for name, fitted in (tokens or {}).items():
+        backend[name] = _spec(fitted.best, out, name)
+        header += f"\nbackend.{name}: {fitted.best.family} from {fitted.sample_size} samples (hold-out KS {fitted.best.ks_holdout:.4f})"
+    data["backend"] = backend
     out.write_text(scenario_toml(data, header))
     return load_scenario(out)
 

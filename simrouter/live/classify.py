@@ -21,14 +21,18 @@ counted exactly once:
 ``interrupted``        in flight when the run was cut short (Ctrl-C, SIGTERM)
 ``dropped``            an open-model arrival the generator did not send: ``connections +
                        max_backlog`` requests were already pending (k6's dropped iterations)
+``incomplete_stream``  a streamed (SSE) answer whose body ended without ``data: [DONE]``
+                       or a finish reason (``simrouter.protocols.stream``): not a success
 =====================  =============================================================
 
 A ``dropped`` arrival is a failed request like the others (in ``requests``, the
 error rates and every gate) but has no latency: nothing was sent. No ``--map``
-rule can produce it. ``LATENCY_KINDS`` are the live kinds that spent time on the
+rule can produce it. ``incomplete_stream`` is a failure that took time on the
+target (in the latency figures, at the time the body ended); it is not a
+transport error (the HTTP exchange itself was sound). ``LATENCY_KINDS`` are the live kinds that spent time on the
 target besides the simulation's backend kinds (``simrouter.outcomes.BACKEND_KINDS``):
 an answer no rule classifies, a refused connection, a client timeout, a broken
-answer; they are in the latency figures at the time they took.
+answer, an incomplete stream; they are in the latency figures at the time they took.
 """
 
 from __future__ import annotations
@@ -44,11 +48,12 @@ CLIENT_TIMEOUT = 9
 PROTOCOL_ERROR = 10
 INTERRUPTED = 11
 DROPPED = 12
+INCOMPLETE_STREAM = 13
 
-LIVE_KIND_NAMES = KIND_NAMES + ("unexpected_status", "connect_errors", "client_timeouts", "protocol_errors", "interrupted", "dropped")
+LIVE_KIND_NAMES = KIND_NAMES + ("unexpected_status", "connect_errors", "client_timeouts", "protocol_errors", "interrupted", "dropped", "incomplete_stream")
 TRANSPORT_KINDS = (UNEXPECTED_STATUS, CONNECT_ERROR, CLIENT_TIMEOUT, PROTOCOL_ERROR, INTERRUPTED)
-LIVE_ONLY_KINDS = TRANSPORT_KINDS + (DROPPED,)
-LATENCY_KINDS = (UNEXPECTED_STATUS, CONNECT_ERROR, CLIENT_TIMEOUT, PROTOCOL_ERROR)
+LIVE_ONLY_KINDS = TRANSPORT_KINDS + (DROPPED, INCOMPLETE_STREAM)
+LATENCY_KINDS = (UNEXPECTED_STATUS, CONNECT_ERROR, CLIENT_TIMEOUT, PROTOCOL_ERROR, INCOMPLETE_STREAM)
 MAPPABLE_KIND_NAMES = tuple(name for name in LIVE_KIND_NAMES if name != "dropped")
 
 DEFAULT_RULES = (

@@ -100,6 +100,10 @@ ADJUSTMENTS = ("bonferroni", "none")
 WIDE = 0.5  # an interval whose half-width exceeds this share of the mean tells nothing
 SCALE_FLOOR = {"fraction": 0.01, "count": 1.0}  # ... of max(mean, floor) for rates and counts
 RECOVERY = "breaker.recovery_s"
+# The router's breaker seen from outside through simrouter proxy (simrouter.live.observed_breaker),
+# next to the simulated breaker's recovery.
+OBSERVED_RECOVERY = "breaker.observed_recovery_s"
+OBSERVED_SOURCE = "live.faults.observed_breaker.observed_recovery_s"
 
 
 def _get(summary: dict, dotted: str):
@@ -180,7 +184,15 @@ def compared_metrics(scenario: Scenario, summaries: list[dict], live: dict) -> l
             metrics.append((key, "fraction"))
     if scenario.faults:
         metrics += [("breaker.trips", "count"), (RECOVERY, "s")]
+        if _observed(live) is not None:
+            metrics.append((OBSERVED_RECOVERY, "s"))
     return metrics
+
+
+def _observed(live: dict | None) -> dict | None:
+    """The live run's observed breaker (``live.faults.observed_breaker``), if it had a fault proxy."""
+    found = ((live or {}).get("live") or {}).get("faults") or {}
+    return found.get("observed_breaker") if isinstance(found, dict) else None
 
 
 def row_level(level: float, rows: int, adjust: str = "bonferroni") -> float:
@@ -229,10 +241,11 @@ def comparison_rows(
     level_each = row_level(level, len(metrics), adjust)
     rows = []
     for key, unit in metrics:
-        values = np.array([v for v in (_get(s, key) for s in summaries) if v is not None], dtype=float)
+        sim_key = RECOVERY if key == OBSERVED_RECOVERY else key
+        values = np.array([v for v in (_get(s, sim_key) for s in summaries) if v is not None], dtype=float)
         mean = float(values.mean()) if values.size else None
         ci = t_interval(values, level)
-        live_value = _get(live, key)
+        live_value = _get(live, OBSERVED_SOURCE if key == OBSERVED_RECOVERY else key)
         se = live_standard_error(key, unit, live_value, live, latencies_ms)
         pi = prediction_interval(values, level_each, se)
         # Every compared figure is >= 0: an interval reaching below 0 is cut there.
@@ -244,9 +257,9 @@ def comparison_rows(
         inside = None if shown_pi is None or live_value is None else bool(shown_pi[0] <= live_value <= shown_pi[1])
         verdict = None if pi is None else _verdict(inside, pi, mean, unit)
         not_recovered = live_not_recovered = None
-        if key == RECOVERY:
+        if key in (RECOVERY, OBSERVED_RECOVERY):
             not_recovered = sum(1 for s in summaries if _not_recovered(s))
-            live_not_recovered = _not_recovered(live)
+            live_not_recovered = _not_recovered(live) if key == RECOVERY else live_value is None
             if live_not_recovered:
                 verdict = "yes" if not_recovered else "no"
             elif live_value is not None and not_recovered and not_recovered == len(summaries):
@@ -315,10 +328,23 @@ class LiveComparison:
                 "percentiles": "numpy linear interpolation over each run's latencies, live recomputed from its per-request latencies (not its HDR figures)",
                 "verdicts": self.verdict_counts(),
                 "rows": [r.to_dict() for r in self.rows],
+                "breaker_timeline": breaker_timeline(self.sim_summaries, self.live.summary),
                 "live": self.live.to_dict(),
                 "config": self.scenario.to_dict(),
             }
         )
+
+
+def breaker_timeline(sim_summaries: list[dict], live: dict) -> dict:
+    """The simulated breaker's transitions (replication 0) next to the live target's own (when it
+    reports them) and the observed ones (through simrouter proxy), each as {"t", "from", "to"}."""
+    observed = _observed(live)
+    return {
+        "simulated": list((sim_summaries[0].get("breaker") or {}).get("transitions") or []) if sim_summaries else [],
+        "target": (live.get("breaker") or {}).get("transitions"),
+        "observed": None if observed is None else observed["timeline"],
+        "observed_recovery_s": None if observed is None else observed["observed_recovery_s"],
+    }
 
 
 @contextmanager
@@ -329,6 +355,8 @@ def serve_subprocess(scenario: Scenario, seed: int = 1, admin_token: str | None 
         config = Path(folder) / "scenario.toml"
         config.write_text(scenario_toml(_absolute_files(scenario.to_dict()), "written by simrouter compare"))
         command = [sys.executable, "-m", "simrouter", "serve", "--config", str(config), "--port", "0", "--seed", str(seed)]
+        if scenario.request.protocol in ("openai-chat", "openai-completions"):
+            command += ["--protocol", "openai"]  # the same policies behind /v1/chat/completions, /v1/completions
         env = {**os.environ, "SIMROUTER_ADMIN_TOKEN": token}
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
@@ -397,6 +425,11 @@ def compare(
     else:
         live = run_live(scenario, target, options)
         paired = None
+    if scenario.request.protocol in ("openai-chat", "openai-completions") and scenario.backend.tpot is not None:
+        live.notes.append(
+            "backend.tpot is not simulated yet: the simulated latency is the backend's service time (backend.latency) while the live one "
+            "includes streaming every output token; compare ttft_ms with backend.ttft, or fit both with simrouter calibrate"
+        )
     rows = comparison_rows(scenario, summaries, live.summary, paired, level, live.latencies(), adjust)
     return LiveComparison(scenario, seed, len(summaries), level, target, rows, live, summaries, adjust)
 
@@ -437,4 +470,22 @@ def render_table(comparison: LiveComparison):
         if r.live_not_recovered:
             live = "never recovered"
         table.add_row(_label(r.metric, r.unit), mean, pi, fmt(r.sim_paired, r.unit), live, rel, verdict)
+    return table
+
+
+def render_timeline(comparison: LiveComparison):
+    """A rich Table of the breaker's transitions, simulated (replication 0) next to the observed
+    ones (through simrouter proxy) and the target's own; None without a fault proxy."""
+    from rich.table import Table
+
+    timeline = breaker_timeline(comparison.sim_summaries, comparison.live.summary)
+    if timeline["observed"] is None:
+        return None
+    columns = {"simulated": timeline["simulated"], "observed (proxy)": timeline["observed"], "target's own": timeline["target"] or []}
+    table = Table(title="breaker transitions (s since the run's start)", caption=f"observed recovery {timeline['observed_recovery_s']} s")
+    for name in columns:
+        table.add_column(name, justify="left", no_wrap=True)
+    depth = max(len(v) for v in columns.values())
+    for i in range(depth):
+        table.add_row(*(f"{v[i]['t']:.2f} {v[i]['from']}->{v[i]['to']}" if i < len(v) else "" for v in columns.values()))
     return table

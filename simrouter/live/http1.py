@@ -17,8 +17,10 @@ the other): a ``Request`` is (method, path, headers, body bytes); an ``Answer`` 
 the status, the headers (``raw_headers`` as read, ``headers`` a lower-case dict),
 the body (its pieces joined once) or, with ``stream=True``, the body pieces with
 their arrival times (``chunks``), and when its first and last bytes arrived
-(``first_byte_at``, ``done_at``, on the event loop's clock: the time the data
-came, not when the awaiting coroutine resumed).
+(``first_byte_at``, ``done_at``, on ``time.monotonic()``, the generator's clock,
+which is also the standard event loop's: the time ``data_received`` got the
+bytes, not when the awaiting coroutine resumed; the pieces of one read share
+its arrival time).
 
 Interim answers (``100``, ``102``, ``103 Early Hints``...) are skipped: the answer
 is the first final one. ``101`` (a protocol switch nobody asked for) is a broken
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -202,6 +205,7 @@ class _Connection(asyncio.Protocol):
     def _reset_request(self) -> None:
         self._received = False
         self._first_byte_at = 0.0
+        self._data_at = 0.0  # arrival of the bytes being parsed (time.monotonic())
         self._head_bytes = 0
         self._final = False  # the final answer's headers were read
         self._interim = False
@@ -220,8 +224,9 @@ class _Connection(asyncio.Protocol):
         if self._waiter is None:
             self._retire()  # bytes nobody asked for: the connection's answers cannot be trusted
             return
+        self._data_at = now = time.monotonic()
         if not self._received:
-            self._received, self._first_byte_at = True, self.loop.time()
+            self._received, self._first_byte_at = True, now
         if not self._final:
             self._head_bytes += len(data)  # an upper bound of the header block read so far
         try:
@@ -285,7 +290,7 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self._stream:
-            self._body.append((self.loop.time(), body))
+            self._body.append((self._data_at, body))
         else:
             self._body.append(body)
 
@@ -317,7 +322,7 @@ class _Connection(asyncio.Protocol):
             body, chunks = b"".join(piece for _, piece in self._body), self._body
         else:
             body, chunks = b"".join(self._body), None
-        answer = Answer(self._status, self._parser.get_http_version(), self._raw, body, chunks, self._first_byte_at, self.loop.time())
+        answer = Answer(self._status, self._parser.get_http_version(), self._raw, body, chunks, self._first_byte_at, self._data_at)
         if waiter is not None and not waiter.done():
             waiter.set_result(answer)
 

@@ -1,6 +1,8 @@
 """Terminal report of a live run: the simulation's dashboard plus a live panel
 (corrected vs uncorrected latency, schedule, what limited the run, transport
-errors, notes). Figures the target did not report read "not measured"."""
+errors, notes) and, for the openai protocols, token timing (TTFT corrected and
+uncorrected, inter-token latency, time per output token), tokens, error codes and
+rate-limit headers. Figures the target did not report read "not measured"."""
 
 from __future__ import annotations
 
@@ -17,9 +19,17 @@ def live_panel(result) -> Panel:
     table.add_column("latency (ms)")
     for key in ("p50", "p95", "p99", "p99_9", "max"):
         table.add_column(key.replace("_", "."), justify="right")
-    for label, key in (("from intended send (corrected)", "latency_ms_corrected"), ("from actual send", "latency_ms_uncorrected")):
-        stats = live[key]
-        table.add_row(label, *(("-" if stats[k] is None else f"{stats[k]:.1f}") for k in ("p50", "p95", "p99", "p99_9", "max")))
+    rows = [("from intended send (corrected)", live["latency_ms_corrected"]), ("from actual send", live["latency_ms_uncorrected"])]
+    summary = result.summary
+    if live.get("protocol") in ("openai-chat", "openai-completions"):
+        rows += [
+            ("TTFT, from intended send", live["ttft_ms_corrected"]),
+            ("TTFT, from actual send", live["ttft_ms_uncorrected"]),
+            ("inter-token latency", summary["itl_ms"]),
+            ("time per output token", summary["tpot_ms"]),
+        ]
+    for label, stats in rows:
+        table.add_row(label, *(("-" if stats.get(k) is None else f"{stats[k]:.1f}") for k in ("p50", "p95", "p99", "p99_9", "max")))
     schedule = live["schedule"]
     lines = [
         f"target {live['target']}   breaker from: {live['breaker_source']}   cut short: {'YES' if live['cut_short'] else 'no'}",
@@ -36,6 +46,20 @@ def live_panel(result) -> Panel:
             f"generator: {lags}late by scheduler {late_by['scheduler']}, by pool {late_by['pool']}; "
             f"limited by: {generator['limited_by'] or 'nothing'}; CPU {generator['cpu_share']:.0%} of a core"
         )
+    tokens = summary.get("tokens") or {}
+    if tokens.get("output") is not None:
+        rate = "-" if tokens["output_per_s"] is None else f"{tokens['output_per_s']:,.1f}"
+        prompt = "-" if tokens["prompt"] is None else f"{tokens['prompt']:,}"
+        lines.append(f"tokens: output {tokens['output']:,} ({rate}/s, {tokens['source']}), prompt {prompt}")
+    if live.get("error_codes"):
+        lines.append("error codes: " + ", ".join(f"{k} {v}" for k, v in sorted(live["error_codes"].items())))
+    limits = live.get("rate_limits") or {}
+    retry = limits.get("retry_after_s") or {}
+    if retry.get("count"):
+        lines.append(f"Retry-After on {retry['count']} answers: {retry['min']:g}..{retry['max']:g} s")
+    if (limits.get("x_ratelimit") or {}).get("count"):
+        last = limits["x_ratelimit"]["last"]
+        lines.append(f"x-ratelimit-* on {limits['x_ratelimit']['count']} answers; last: " + ", ".join(f"{k}={v}" for k, v in sorted(last.items())))
     if live.get("not_measured"):
         lines.append("not measured (the target does not report them): " + ", ".join(live["not_measured"]))
     lines += [f"note: {note}" for note in live["notes"]]

@@ -29,6 +29,30 @@ time, so ``latency_ms`` is coordinated-omission corrected. Differences:
   what limited the run), transport errors, fault injection, the target's own
   request counts and latency, notes, and ``latency_sample_s`` (successful
   requests, for ``simrouter calibrate``).
+
+Token timing (``[request] protocol = "openai-chat"`` / ``"openai-completions"``;
+``simrouter.live.answer_record``), over the measured successes, with the same
+fields as ``latency_ms`` (HdrHistogram):
+
+* ``ttft_ms``: intended send -> first content token (coordinated-omission
+  corrected as ``latency_ms``; from the actual send in ``live.ttft_ms_uncorrected``).
+  A whole (non-streamed) answer's first token comes with its last byte;
+* ``itl_ms``: every gap between consecutive content chunks of every stream;
+* ``tpot_ms``: per request, ``(e2e - ttft) / (output tokens - 1)`` (vLLM's
+  definition; requests with at least two tokens);
+* ``tokens``: ``{prompt, output, output_per_s, source}``: prompt and output
+  tokens summed (``prompt`` None when the server reported none), output tokens
+  per second over the throughput window, and ``source`` ``"usage"`` (every count
+  from the server's ``usage``) or ``"counted"`` (some counted from the content
+  chunks); all None for a protocol that does not decode answers;
+* ``live.rate_limits``: answers that carried ``Retry-After`` (count, min, max,
+  last, seconds) and ``x-ratelimit-*`` (count, the last values seen);
+  ``live.error_codes``: answers by JSON ``error.code`` (else ``error.type``);
+* ``live.ttft_sample_s`` / ``live.tpot_sample_s``: uncorrected TTFT and TPOT of
+  measured successes, for ``simrouter calibrate``.
+
+Secrets: the ``[request]`` section's ``${VAR}`` values are put back as
+``${VAR}`` in every string of ``to_dict()`` and in the notes (``secrets``).
 """
 
 from __future__ import annotations
@@ -48,7 +72,7 @@ from ..targets import evaluate_targets
 from ..warmup import resolve_warmup
 from . import hdr
 from ..outcomes import BACKEND_KINDS
-from .classify import DROPPED, LATENCY_KINDS, LIVE_KIND_NAMES, LIVE_ONLY_KINDS, TRANSPORT_KINDS
+from .classify import DROPPED, INCOMPLETE_STREAM, LATENCY_KINDS, LIVE_KIND_NAMES, LIVE_ONLY_KINDS, TRANSPORT_KINDS
 
 SAMPLE_LIMIT = 20_000
 CPU_LIMIT_SHARE = 0.9  # the generator's CPU over this share of one core: it limits the run
@@ -76,6 +100,17 @@ class LiveResult(RunResult):
     target_metrics: dict | None = None
     notes: list[str] = field(default_factory=list)
     generator: dict = field(default_factory=dict)  # live.generator: the generator's own figures
+    answers: dict | None = None  # AnswerColumns.arrays() plus its counters (None: no answer decoded)
+    protocol: str = "simrouter"
+    stream: bool = False
+    secrets: object = None  # simrouter.protocols.env.Secrets: values never written
+
+    def redact(self, text: str) -> str:
+        """``text`` with the run's secrets replaced by their ``${VAR}`` names."""
+        return self.secrets.redact(text) if self.secrets else text
+
+    def to_dict(self) -> dict:
+        return _redacted(RunResult.to_dict(self), self.redact) if self.secrets else RunResult.to_dict(self)
 
     def latencies(self, corrected: bool = True) -> np.ndarray:
         """Seconds from the intended (or, ``corrected=False``, actual) send to the answer
@@ -91,8 +126,18 @@ class LiveResult(RunResult):
         return np.isin(self.kind, TIMED_KINDS)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per request; also ``actual_s`` and the uncorrected latency."""
+        """One row per request; also ``actual_s``, the uncorrected latency and, when answers
+        were decoded, ``ttft_ms`` (from the intended send; NaN without a first token),
+        ``output_tokens`` (-1: unknown) and ``tpot_ms``."""
         names = np.array(LIVE_KIND_NAMES)
+        extra = {}
+        if self.answers and self.answers["row"].size:
+            rows, n = self.answers["row"], self.kind.size
+            ttft, tokens, tpot = np.full(n, np.nan), np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
+            ttft[rows] = (self.answers["first_token"] - self.sent[rows]) * 1000.0
+            tokens[rows] = self.answers["output"]
+            tpot[rows] = self.answers["tpot"] * 1000.0
+            extra = {"ttft_ms": ttft, "output_tokens": tokens, "tpot_ms": tpot}
         return pd.DataFrame(
             {
                 "sent_s": self.sent,
@@ -102,8 +147,82 @@ class LiveResult(RunResult):
                 "uncorrected_latency_ms": (self.done - self.actual) * 1000.0,
                 "outcome": pd.Categorical(names[self.kind], categories=list(LIVE_KIND_NAMES)),
                 "measured": self.measured,
+                **extra,
             }
         )
+
+    def token_timing(self) -> dict:
+        """Per measured success with a first token: ``row``, ``ttft`` corrected and
+        uncorrected (s), ``tpot`` (s, NaN below two tokens), ``output``, ``prompt``,
+        ``usage``; and ``itl`` (s) of those requests' streams."""
+        empty = np.empty(0)
+        a = self.answers
+        if not a or a["row"].size == 0:
+            return {"ttft": empty, "ttft_uncorrected": empty, "tpot": empty, "output": empty, "prompt": empty, "usage": empty, "itl": empty, "rows": empty}
+        rows = a["row"]
+        keep = (self.kind[rows] == SUCCESS) & self.measured[rows] & np.isfinite(a["first_token"])
+        rows = rows[keep]
+        first = a["first_token"][keep]
+        itl_keep = np.isin(a["itl_row"], rows)
+        return {
+            "rows": rows,
+            "ttft": first - self.sent[rows],
+            "ttft_uncorrected": first - self.actual[rows],
+            "tpot": a["tpot"][keep],
+            "output": a["output"][keep],
+            "prompt": a["prompt"][keep],
+            "usage": a["usage"][keep],
+            "itl": a["itl"][itl_keep],
+        }
+
+    def _token_figures(self, summary: dict) -> tuple[dict, dict]:
+        """(top-level ttft_ms / itl_ms / tpot_ms / tokens, the live-only extras)."""
+        timing = self.token_timing()
+        ttft = hdr.histogram(timing["ttft"])
+        ttft_uncorrected = hdr.histogram(timing["ttft_uncorrected"])
+        tpot_values = timing["tpot"][np.isfinite(timing["tpot"])]
+        itl, tpot = hdr.histogram(timing["itl"]), hdr.histogram(tpot_values)
+        decoded = bool(self.answers) and self.protocol in ("openai-chat", "openai-completions")
+        tokens = {"prompt": None, "output": None, "output_per_s": None, "source": None}
+        if decoded:
+            output = int(timing["output"].sum())
+            prompts = timing["prompt"]
+            window = (summary.get("throughput") or {}).get("window_s") or 0.0
+            tokens = {
+                "prompt": int(prompts[prompts >= 0].sum()) if np.any(prompts >= 0) else None,
+                "output": output,
+                "output_per_s": output / window if window > 0 else None,
+                "source": None if timing["usage"].size == 0 else ("usage" if bool(np.all(timing["usage"] == 1)) else "counted"),
+            }
+        figures = {
+            "ttft_ms": _like_simulation(hdr.stats(ttft)),
+            "itl_ms": _like_simulation(hdr.stats(itl)),
+            "tpot_ms": _like_simulation(hdr.stats(tpot)),
+            "tokens": tokens,
+        }
+        a = self.answers or {}
+        retry = a.get("retry_after", np.empty(0))
+        retry = retry[np.isfinite(retry)] if retry.size else retry
+        extras = {
+            "protocol": self.protocol,
+            "stream": self.stream,
+            "ttft_ms_corrected": hdr.stats(ttft),
+            "ttft_ms_uncorrected": hdr.stats(ttft_uncorrected),
+            "hdr_tokens": {"ttft_corrected": hdr.encode(ttft), "ttft_uncorrected": hdr.encode(ttft_uncorrected), "itl": hdr.encode(itl), "tpot": hdr.encode(tpot)},
+            "rate_limits": {
+                "retry_after_s": {
+                    "count": int(retry.size),
+                    "min": float(retry.min()) if retry.size else None,
+                    "max": float(retry.max()) if retry.size else None,
+                    "last": float(retry[-1]) if retry.size else None,
+                },
+                "x_ratelimit": {"count": int(a.get("ratelimited_answers", 0)), "last": dict(a.get("last_ratelimit", {}))},
+            },
+            "error_codes": dict(a.get("error_codes", {})),
+            "ttft_sample_s": _sample(timing["ttft_uncorrected"]).tolist(),
+            "tpot_sample_s": _sample(tpot_values).tolist(),
+        }
+        return figures, extras
 
     def latency_sample(self, limit: int = SAMPLE_LIMIT) -> np.ndarray:
         """Uncorrected latencies (s) of measured successes, at most ``limit``, chosen at random (seed 0)."""
@@ -153,8 +272,13 @@ class LiveResult(RunResult):
             summary["breaker"].update(dict.fromkeys(TARGET_ONLY["breaker"]))
             not_measured += [f"breaker.{key}" for key in TARGET_ONLY["breaker"]]
         summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, self.scenario.targets, bool(self.scenario.faults))]
+        tokens, extras = self._token_figures(summary)
+        summary.update(tokens)
         summary["live"] = self._live_section(corrected, uncorrected, transport)
         summary["live"]["not_measured"] = not_measured
+        hdr_tokens = extras.pop("hdr_tokens")
+        summary["live"]["hdr"].update(hdr_tokens)
+        summary["live"].update(extras)
         return summary
 
     def _live_section(self, corrected, uncorrected, transport: dict) -> dict:
@@ -181,9 +305,27 @@ class LiveResult(RunResult):
             "breaker_source": "target" if target else "none",
             "faults": self.fault_injection,
             "target_metrics": None if not target else {k: target.get(k) for k in ("requests", "latency_ms", "throughput", "service")},
-            "notes": list(self.notes),
+            "notes": [self.redact(note) for note in self.notes],
             "latency_sample_s": self.latency_sample().tolist(),
         }
+
+
+def _sample(values: np.ndarray, limit: int = SAMPLE_LIMIT) -> np.ndarray:
+    """At most ``limit`` of ``values``, chosen at random (seed 0)."""
+    if values.size > limit:
+        values = np.random.default_rng(0).choice(values, limit, replace=False)
+    return values
+
+
+def _redacted(value, redact):
+    """Every string in a JSON-like value passed through ``redact`` (keys too)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(k) if isinstance(k, str) else k: _redacted(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, redact) for v in value]
+    return value
 
 
 def _like_simulation(stats: dict) -> dict:
@@ -211,6 +353,14 @@ def transport_notes(kind: np.ndarray, target: str, timeout: float) -> list[str]:
         elif n:
             notes.append(f"{n} of {count} requests {meaning.format(timeout=timeout)}")
     return notes
+
+
+def stream_notes(kind: np.ndarray) -> list[str]:
+    """A note when some streams ended without ``[DONE]`` or a finish reason."""
+    n = int(np.count_nonzero(kind == INCOMPLETE_STREAM))
+    if not n:
+        return []
+    return [f"{n} of {int(np.count_nonzero(kind != DROPPED))} requests were streams that ended without [DONE] or a finish reason (kind incomplete_stream, a failure)"]
 
 
 def _ms_stats(seconds: np.ndarray) -> dict:
@@ -316,6 +466,13 @@ def build_live_result(generator, elapsed: float, target_metrics: dict | None, wa
     if generator.cut_short:
         notes.append("cut short (interrupted): figures cover the part that ran")
     notes += transport_notes(kind, generator.display_target, generator.options.timeout_for(generator.scenario))
+    notes += stream_notes(kind)
+    columns = getattr(generator, "answers", None)
+    answers = None
+    if columns is not None and len(columns):
+        answers = {**columns.arrays(), "error_codes": dict(columns.error_codes), "last_ratelimit": dict(columns.last_ratelimit), "ratelimited_answers": columns.ratelimited_answers}
+    secrets = getattr(generator, "secrets", None)
+    notes = [secrets.redact(note) for note in notes] if secrets else notes
     return LiveResult(
         scenario=scenario,
         warmup=warmup,
@@ -344,4 +501,8 @@ def build_live_result(generator, elapsed: float, target_metrics: dict | None, wa
         target_metrics=target_metrics,
         notes=notes,
         generator=figures,
+        answers=answers,
+        protocol=getattr(generator, "protocol", "simrouter"),
+        stream=bool(getattr(generator, "stream", False)),
+        secrets=secrets,
     )

@@ -183,10 +183,13 @@ class RouterService:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
         max_limiter_keys: int = MAX_KEYS,
         clock: Callable[[], float] | None = None,
+        backend_factory=None,
     ):
         if clock is not None:
             self.now = clock
         self.scenario = scenario
+        # (backend config, clock, loop) -> a backend like StandInBackend (e.g. simrouter.proxy.upstream's)
+        self.backend_factory = backend_factory
         self.seed = seed
         self.admin_token = admin_token or secrets.token_urlsafe(16)
         self.header_timeout = HeaderTimeout(header_timeout)
@@ -217,8 +220,17 @@ class RouterService:
 
     def _backend_for(self, loop: asyncio.AbstractEventLoop) -> StandInBackend:
         if self._backend is None:
-            self._backend = StandInBackend(self.scenario.backend, self.seed, self.now, loop)
+            if self.backend_factory is not None:
+                self._backend = self.backend_factory(self.scenario.backend, self.now, loop)
+            else:
+                self._backend = StandInBackend(self.scenario.backend, self.seed, self.now, loop)
         return self._backend
+
+    async def close_backend(self, app=None) -> None:
+        """Release what the backend holds (an upstream backend's HTTP session); an app's on_cleanup."""
+        close = getattr(self._backend, "aclose", None)
+        if close is not None:
+            await close()
 
     # -- the router
 
@@ -565,6 +577,8 @@ async def start_service(
     app = app if app is not None else service.app()
     if service.header_timeout.middleware not in app.middlewares:  # it ends each connection's header deadline
         app.middlewares.append(service.header_timeout.middleware)
+    if getattr(service, "close_backend", None) is not None:
+        app.on_cleanup.append(service.close_backend)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     loop = asyncio.get_running_loop()
@@ -592,8 +606,9 @@ class ServiceThread:
         host: str = "127.0.0.1",
         port: int = 0,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
+        backend_factory=None,
     ):
-        self.service = RouterService(scenario, seed, admin_token, header_timeout=header_timeout)
+        self.service = RouterService(scenario, seed, admin_token, header_timeout=header_timeout, backend_factory=backend_factory)
         self._address = (host, port)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

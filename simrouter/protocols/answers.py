@@ -11,9 +11,11 @@ match is ``unexpected_status``. The body is parsed only for a status some body
 rule could match. Both OpenAI error shapes are read: ``{"error": {"type",
 "code", ...}}`` and vLLM's top-level ``{"object": "error", "type", "code"}``.
 
-Kinds are the live kinds plus ``incomplete_stream`` (``KIND_NAMES``,
-``INCOMPLETE_STREAM``): a stream that ended without ``[DONE]`` or a finish
-reason. An SSE ``error`` event mid-stream (status 200 already sent) is
+Kinds are the live kinds (``KIND_NAMES``, ``simrouter.live.classify``), among
+them ``incomplete_stream``: a stream that ended without ``[DONE]`` or a finish
+reason. A test name with a dot that does not start with ``error.`` (say
+``429:usage.total=1=failures``) is refused (``ConfigError('--map')``): only the
+error body's fields are tested. An SSE ``error`` event mid-stream (status 200 already sent) is
 classified by the body rules alone, status ignored, else as ``failures``
 (``classify_error_event``).
 
@@ -31,15 +33,14 @@ import email.utils
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..live.classify import DEFAULT_RULES, LIVE_KIND_NAMES, UNEXPECTED_STATUS, Rule
+from ..live.classify import DEFAULT_RULES, INCOMPLETE_STREAM, LIVE_KIND_NAMES, UNEXPECTED_STATUS, Rule
 from ..outcomes import FAILURE, SUCCESS
 from .stream import COMPLETE, ERROR, StreamSummary
 
-KIND_NAMES = LIVE_KIND_NAMES if "incomplete_stream" in LIVE_KIND_NAMES else LIVE_KIND_NAMES + ("incomplete_stream",)
-INCOMPLETE_STREAM = KIND_NAMES.index("incomplete_stream")
+KIND_NAMES = LIVE_KIND_NAMES
 
 OPENAI_RULES = (
     "429:error.code=insufficient_quota=failures",
@@ -102,9 +103,13 @@ def _parse_rule(text: str) -> Rule | BodyRule:
     body_rule = BodyRule.parse(text)
     if body_rule is not None:
         return body_rule
-    head, _, kind_name = text.rpartition("=")
-    if kind_name == "incomplete_stream":
-        return replace(Rule.parse(f"{head}=succeeded"), kind=INCOMPLETE_STREAM)
+    test = text.rpartition("=")[0].partition(":")[2].partition("=")[0].strip()
+    if "." in test:
+        raise ConfigError(
+            "--map",
+            f"expected STATUS=KIND, STATUS:HEADER=VALUE=KIND or STATUS:error.FIELD=VALUE=KIND (a body test names a field of the "
+            f"JSON error, e.g. 429:error.code=insufficient_quota=failures), got {text!r}",
+        )
     return Rule.parse(text)
 
 
@@ -186,11 +191,12 @@ def limit_headers(headers) -> tuple[float | None, dict[str, str]]:
 class AnswerClassifier:
     """First matching rule wins: the user's, ``OPENAI_RULES``, then the live ``DEFAULT_RULES``."""
 
-    def __init__(self, rules: Iterable[str] = (), defaults: bool = True, openai_rules: bool = True):
+    def __init__(self, rules: Iterable[str] = (), defaults: bool = True, openai_rules: bool = True, parsed=None):
         """``defaults``: append the default rules; ``openai_rules``: include ``OPENAI_RULES``
-        among them (false: exactly today's ``DEFAULT_RULES``, for ``protocol = "simrouter"``)."""
+        among them (false: exactly today's ``DEFAULT_RULES``, for ``protocol = "simrouter"``).
+        ``parsed``: already parsed rules (a live ``Classifier``'s ``rules``) used as given instead."""
         texts = list(rules) + ((list(OPENAI_RULES) if openai_rules else []) + list(DEFAULT_RULES) if defaults else [])
-        self.rules = [_parse_rule(text) for text in texts]
+        self.rules = list(parsed) if parsed is not None else [_parse_rule(text) for text in texts]
         self._event_rules = [rule for rule in self.rules if isinstance(rule, BodyRule)] + [_parse_rule(text) for text in EVENT_RULES]
         # Statuses whose first candidate rule tests nothing else: decided by a dict lookup.
         self._by_status: dict[int, int] = {}
@@ -205,6 +211,15 @@ class AnswerClassifier:
                 if rule.header is None:
                     self._by_status[status] = rule.kind
                 break
+
+    @classmethod
+    def from_classifier(cls, classifier) -> "AnswerClassifier":
+        """The same rules as a live ``Classifier`` (status and header rules), in its order."""
+        return cls(parsed=classifier.rules)
+
+    def fast_kind(self, status: int) -> int | None:
+        """The kind when ``status`` alone decides it (no header or body rule could apply), else None."""
+        return self._by_status.get(status)
 
     def kind(self, status: int, headers=None, body: bytes | None = None) -> int:
         fast = self._by_status.get(status)

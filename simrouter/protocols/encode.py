@@ -81,6 +81,12 @@ class RequestEncoder:
             body.setdefault("stream_options", {"include_usage": True})
         return json.dumps(body, separators=(",", ":")).encode()
 
+    @property
+    def varies_with_seq(self) -> bool:
+        """True when request ``seq`` of a user may differ from its request 0 (several
+        prompts, or ``{seq}`` in the body template): then encode each request anew."""
+        return len(self.prompts) > 1 or (self._template is not None and "{seq}" in self._template)
+
     def prompt(self, seq: int) -> str | dict:
         """The dataset line request ``seq`` uses."""
         return self.prompts[seq % len(self.prompts)]

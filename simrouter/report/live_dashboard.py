@@ -15,6 +15,20 @@ On a terminal the screen is redrawn in place (``rich.live.Live``); otherwise
 (a pipe, a file) each poll prints its status line and, when the figures
 changed, the dashboard as plain text. The watch ends at Ctrl-C (the caller's
 KeyboardInterrupt), after ``count`` polls, or once ``duration`` seconds have passed.
+
+``simrouter live --dashboard`` draws the same dashboard from the *generator's own*
+measurements instead (``GeneratorBoard``), for any target: nothing is asked of the
+target. Every ``interval`` seconds it reads the requests the generator finished in
+the last ``window`` seconds (by answer time; the window is the interval, at least
+1 s) and shows: latency P50/P90/P95/P99, average, min, max and samples
+(coordinated-omission corrected: from the intended send time, the requests that
+spent time on the target, as ``latency_ms``) with the uncorrected P99 on the status
+line; time to first token P50/P95/P99 when the run streams; offered (arrivals),
+answered and goodput rates over the window; every kind's count and share in the
+window (errors by kind); the scenario's targets checked against the window's
+figures. The breaker and the backend's capacity are "not measured" (only the
+target could say). Reading the window costs O(requests in it), on the event
+loop; drawing happens in a worker thread.
 """
 
 from __future__ import annotations
@@ -204,3 +218,144 @@ def watch(
             shown = state.last.summary
 
     return poll_loop(print_plain)
+
+
+# -- the generator's own figures (``simrouter live --dashboard``)
+
+GENERATOR_NOT_MEASURED = (
+    "backend.capacity", "backend.utilization", "backend.utilization_whole_run", "breaker.trips", "breaker.recovery_s",
+)
+
+
+def _window_stats(values_ms) -> dict:
+    """P50/P90/P95/P99 (numpy's linear interpolation, as the simulation's window), avg, max, min, count."""
+    import numpy as np
+
+    if len(values_ms) == 0:
+        return {"p50": None, "p90": None, "p95": None, "p99": None, "avg": None, "max": None, "min": None, "count": 0}
+    p50, p90, p95, p99 = (float(v) for v in np.percentile(values_ms, [50, 90, 95, 99]))
+    return {"p50": p50, "p90": p90, "p95": p95, "p99": p99, "avg": float(np.mean(values_ms)), "max": float(np.max(values_ms)),
+            "min": float(np.min(values_ms)), "count": int(len(values_ms))}
+
+
+class GeneratorBoard:
+    """Rolling figures of a running ``LoadGenerator`` (its public ``columns``, ``answers``,
+    ``arrivals``, ``now()``), and their dashboard (see the module docstring)."""
+
+    def __init__(self, generator, window: float, console: Console | None = None):
+        self.generator = generator
+        self.window = max(1.0, float(window))
+        self.console = console or Console()
+        self.frames = 0
+        self._start = 0  # first column row that may still be in the window
+        self._answer_start = 0
+        self._arrivals = (0.0, 0)  # (when, arrivals) at the last reading
+        self._config = generator.scenario.to_dict()
+        self._live: Live | None = None
+
+    def figures(self) -> dict:
+        """A summary-shaped dict of the last ``window`` seconds (call on the generator's loop)."""
+        import numpy as np
+
+        from ..live.classify import DROPPED, LATENCY_KINDS, LIVE_KIND_NAMES
+        from ..outcomes import BACKEND_KINDS, SUCCESS
+        from ..targets import evaluate_targets
+
+        g = self.generator
+        now = g.now()
+        columns = g.columns
+        start = self._start
+        sent = np.array(columns.sent[start:], dtype=np.float64)  # array slices: copies, so the columns may grow
+        actual = np.array(columns.actual[start:], dtype=np.float64)
+        done = np.array(columns.done[start:], dtype=np.float64)
+        kind = np.array(columns.kind[start:], dtype=np.int8)
+        since = now - self.window
+        inside = done >= since
+        first = int(np.argmax(inside)) if inside.any() else len(done)
+        self._start = start + first  # rows are added as requests end: older ones stay out from now on
+        sent, actual, done, kind = sent[inside], actual[inside], done[inside], kind[inside]
+        span = min(self.window, max(now, 1e-9))
+        counts = np.bincount(kind, minlength=len(LIVE_KIND_NAMES)) if kind.size else np.zeros(len(LIVE_KIND_NAMES), int)
+        total = int(kind.size)
+        requests = {"sent": total, **{name: int(counts[code]) for code, name in enumerate(LIVE_KIND_NAMES)}}
+        error_rates = {name: (int(counts[code]) / total if total else 0.0) for code, name in enumerate(LIVE_KIND_NAMES) if code != SUCCESS}
+        error_rate = 1.0 - requests["succeeded"] / total if total else 0.0
+        timed = np.isin(kind, BACKEND_KINDS + LATENCY_KINDS)
+        latency = _window_stats((done - sent)[timed] * 1000.0)
+        uncorrected = _window_stats((done - actual)[timed] * 1000.0)
+        answered = int(np.count_nonzero(kind != DROPPED))
+        then, arrivals_then = self._arrivals
+        offered = (g.arrivals - arrivals_then) / (now - then) if now > then else 0.0
+        self._arrivals = (now, g.arrivals)
+        summary = {
+            "scenario": g.scenario.name,
+            "config": self._config,
+            "seed": getattr(g.options, "seed", None),
+            "sim_time_s": now,
+            "latency_ms": latency,
+            "throughput": {"offered_rps": offered, "rps": answered / span, "goodput_rps": requests["succeeded"] / span,
+                           "rpm": answered / span * 60.0, "window_s": span},
+            "breaker": {"state": None, "healthy": None, "failure_rate": error_rate, "avg_response_ms": latency["avg"], "trips": None,
+                        "recovery_s": None, "recovered": None, "recoveries": None, "transitions": [],
+                        "recommendation": "breaker not measured: these are the generator's own figures (the target is asked nothing)"},
+            "backend": {"capacity": None, "utilization": None, "utilization_whole_run": None},
+            "requests": requests,
+            "error_rates": error_rates,
+            "error_rate": error_rate,
+            "live": {"not_measured": list(GENERATOR_NOT_MEASURED), "latency_ms_uncorrected": uncorrected, "ttft_ms": self._ttft(since)},
+        }
+        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, g.scenario.targets, False)]
+        return summary
+
+    def _ttft(self, since: float) -> dict | None:
+        """Time to first token of the window's answers that had one (None: the run does not stream)."""
+        import numpy as np
+
+        g = self.generator
+        answers = getattr(g, "answers", None)
+        if not getattr(g, "stream", False) or answers is None:
+            return None
+        start = self._answer_start
+        rows = np.array(answers.row[start:], dtype=np.int64)
+        first_token = np.array(answers.first_token[start:], dtype=np.float64)
+        columns = g.columns
+        keep = rows >= self._start
+        self._answer_start = start + (int(np.argmax(keep)) if keep.any() else len(rows))
+        rows, first_token = rows[keep], first_token[keep]
+        done = np.array([columns.done[r] for r in rows.tolist()], dtype=np.float64)
+        sent = np.array([columns.sent[r] for r in rows.tolist()], dtype=np.float64)
+        ok = ~np.isnan(first_token) & (done >= since)
+        return _window_stats((first_token[ok] - sent[ok]) * 1000.0)
+
+    def status(self, summary: dict) -> Text:
+        g = self.generator
+        text = Text(f"{g.display_target} · generator's own figures, last {summary['throughput']['window_s']:.0f} s · ", style="bold")
+        text.append(f"{summary['sim_time_s']:,.0f} of {g.scenario.duration:g} s · frame {self.frames}", style="bold")
+        live = summary["live"]
+        p99 = live["latency_ms_uncorrected"]["p99"]
+        text.append(f" · uncorrected P99 {'—' if p99 is None else f'{p99:,.1f} ms'}", style="dim")
+        ttft = live["ttft_ms"]
+        if ttft is not None:
+            parts = " / ".join("—" if ttft[k] is None else f"{ttft[k]:,.1f}" for k in ("p50", "p95", "p99"))
+            text.append(f" · TTFT P50/P95/P99 {parts} ms ({ttft['count']} answers)", style="bold cyan")
+        return text
+
+    def render(self, summary: dict, width: int | None = None):
+        return Group(self.status(summary), _board(summary, width))
+
+    def draw(self, summary: dict) -> None:
+        """Show ``summary``: in place on a terminal, else printed (may run in a worker thread)."""
+        self.frames += 1
+        width = self.console.width
+        if self.console.is_terminal:
+            if self._live is None:
+                self._live = Live(console=self.console, auto_refresh=False, transient=False)
+                self._live.start()
+            self._live.update(self.render(summary, width), refresh=True)
+        else:
+            self.console.print(self.render(summary, width))
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
