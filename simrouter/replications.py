@@ -149,7 +149,21 @@ def _empty_summary() -> dict:
 
     empty = np.zeros(0)
     result = RunResult(Scenario(), 0, empty, empty, np.zeros(0, dtype=np.int8), [], BreakerState.CLOSED, 0.0, 0.0)
-    return flatten(result.summary)
+    return {**flatten(result.summary), **flatten(_empty_llm_summary())}  # the LLM backend's keys too (ttft_ms.p95, ...)
+
+
+def _empty_llm_summary() -> dict:
+    """The LLM keys (``llm_summary``) of a run without requests."""
+    from .config.sections import BackendConfig
+    from .llm_summary import LLMColumns, llm_summary
+    from .policies.breakers import BreakerState
+    from .result import RunResult
+
+    empty, ints = np.zeros(0), np.zeros(0, dtype=np.int64)
+    steps = {"end": empty, "duration": empty, "running": ints, "waiting": ints, "decoded": ints, "gaps": empty}
+    llm = LLMColumns(first_token=empty, prompt_tokens=ints, output_tokens=ints, steps=steps)
+    result = RunResult(Scenario(backend=BackendConfig(model="llm")), 0, empty, empty, np.zeros(0, dtype=np.int8), [], BreakerState.CLOSED, 0.0, 0.0, llm=llm)
+    return llm_summary(result)
 
 
 def summary_keys() -> list[str]:

@@ -34,6 +34,8 @@ from .warmup import WarmupChoice
 if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: a plain run does not load it
     import pandas as pd
 
+    from .llm_summary import LLMColumns
+
 
 @dataclass(eq=False)
 class RunResult:
@@ -58,6 +60,7 @@ class RunResult:
     # (start, end) of every backend service, seconds (sim.backend.ServiceLog); None
     # when the backend keeps no log (live): window utilisation is then the whole run's.
     services: tuple[np.ndarray, np.ndarray] | None = None
+    llm: LLMColumns | None = None  # backend.model = "llm": per-request tokens and TTFT, per-step batch (llm_summary)
     wall_time_s: float = field(default=0.0, compare=False)
 
     # -- views of the raw data
@@ -99,10 +102,13 @@ class RunResult:
     def to_frame(self) -> pd.DataFrame:
         """One row per request: sent_s, done_s, latency_ms, outcome, measured,
         in_latency (in ``metrics.latency_population``; the latency figures take the
-        rows that are both measured and in_latency), attempts."""
+        rows that are both measured and in_latency), attempts; on the LLM backend
+        also ttft_ms, prompt_tokens, output_tokens."""
         import pandas as pd
 
         names = np.array(KIND_NAMES)
+        llm = {} if self.llm is None else {  # backend.model = "llm": per-request tokens and TTFT (NaN unless it succeeded)
+            "ttft_ms": (self.llm.first_token - self.sent) * 1000.0, "prompt_tokens": self.llm.prompt_tokens, "output_tokens": self.llm.output_tokens}
         return pd.DataFrame(
             {
                 "sent_s": self.sent,
@@ -112,6 +118,7 @@ class RunResult:
                 "measured": self.measured,
                 "in_latency": self.latency_population(),
                 "attempts": 1 + self._per_request(self.retries) + self._per_request(self.hedges),
+                **llm,
             }
         )
 
@@ -201,12 +208,18 @@ class RunResult:
         trips = diagnosis.trip_causes(self.sent, self.done, self.kind, self.transitions, s.breaker)
         summary["diagnosis"] = diagnosis.diagnose(summary, s, trips)
         summary["breaker"]["recommendation"] = metrics.breaker_recommendation(summary, s)
-        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, s.targets, bool(s.faults))]
+        targets = evaluate_targets(summary, s.targets, bool(s.faults))
+        if self.llm is not None:
+            from .llm_summary import llm_summary, llm_targets
+
+            summary.update(llm_summary(self))
+            targets += llm_targets(summary, s.targets)
+        summary["targets"] = [t.to_dict() for t in targets]
         return summary
 
     def _backend_summary(self) -> dict:
         """Capacity; utilisation over the throughput window and over the whole run."""
-        capacity = self.scenario.backend.capacity
+        capacity = self.scenario.backend.capacity if not self.scenario.backend.is_llm else self.scenario.backend.max_num_seqs  # LLM: sequence slots
         whole_run = self.backend_busy_s / (capacity * self.sim_time_s) if self.sim_time_s else 0.0
         t0, t1 = metrics.throughput_window(self.done, self.scenario.warmup, self.full_load_end_s)
         if self.services is None:  # no service log (live): the whole run's figure

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from ..distributions import Constant, Distribution, Lognormal, Mixture
+from ..distributions import Constant, Distribution, Exponential, Lognormal, Mixture
 from ..errors import ConfigError, unknown_key_message
 from ..protocols.check import check_request
 from .schema import OneOf, apply_overrides, build, to_dict
@@ -49,6 +49,21 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class TokensConfig:
+    """``[workload.tokens]``: each logical request's prompt and output tokens.
+
+    ``prompt`` and ``output`` are any distribution of the project, drawn per
+    logical request from their own random streams and rounded up to a whole
+    number >= 1; ``trace`` replays a JSONL file instead, one
+    ``{"t": s, "prompt_tokens": n, "output_tokens": m}`` per line (arrival
+    times and tokens from the file; ``simrouter.sim.requests``)."""
+
+    prompt: Distribution = _opt(Lognormal.from_percentiles(400.0, 3000.0))
+    output: Distribution = _opt(Exponential(150.0))
+    trace: str | None = _opt(None, path=True)  # relative to the scenario file
+
+
+@dataclass(frozen=True)
 class WorkloadConfig:
     """Who sends requests, and when.
 
@@ -69,6 +84,7 @@ class WorkloadConfig:
     arrival: Literal["poisson", "constant"] = "poisson"
     stages: list[Stage] = _opt(list)
     max_requests: int = _opt(0, ge=0)
+    tokens: TokensConfig | None = None  # [workload.tokens]: per-request prompt/output tokens (backend.model = "llm")
 
 
 # Each limiter algorithm's own keys and their defaults (see docs/policies.md).
@@ -108,6 +124,10 @@ class LimiterConfig:
     limit: int | None = _opt(None, ge=1)
     align: Literal["clock", "first_request"] | None = None
     max_in_flight: int | None = _opt(None, ge=1)
+    # Token limit (any algorithm, or none): prompt + max_tokens per request, per key or global
+    # (``scope``), bucket of ``tokens_burst`` (unset: one minute's tokens). policies/limiters/tokens.py
+    tokens_per_minute: float | None = _opt(None, gt=0)
+    tokens_burst: float | None = _opt(None, gt=0)
 
     CHOICE: typing.ClassVar[str] = "algorithm"  # the key that decides which other keys apply
 
@@ -117,7 +137,7 @@ class LimiterConfig:
         algorithm = data.get("algorithm", cls.algorithm)
         if not isinstance(algorithm, str) or algorithm not in LIMITER_DEFAULTS or algorithm == "none":
             return None
-        return ["algorithm", "scope", *LIMITER_DEFAULTS[algorithm]]
+        return ["algorithm", "scope", *LIMITER_DEFAULTS[algorithm], "tokens_per_minute", "tokens_burst"]
 
     def __post_init__(self) -> None:
         own = LIMITER_DEFAULTS[self.algorithm]
@@ -304,6 +324,21 @@ DEFAULT_LATENCY = Mixture(
 
 
 @dataclass(frozen=True)
+class StepTime:
+    """``backend.step_time``: seconds per engine step = ``base`` +
+    ``per_prefill_token`` x prompt tokens prefilled in the step +
+    ``per_decode_token`` x sequences that emit a token in the step."""
+
+    base: float = _opt(0.006, ge=0)
+    per_prefill_token: float = _opt(0.00002, ge=0)
+    per_decode_token: float = _opt(0.0001, ge=0)
+
+
+# backend.model = "llm" defaults (vLLM's max_num_seqs; a chunked-prefill token budget).
+LLM_DEFAULTS = {"max_num_seqs": 64, "max_num_batched_tokens": 8192}
+
+
+@dataclass(frozen=True)
 class BackendConfig:
     """The AI backend: ``capacity`` requests in service at once, FIFO queue of
     ``queue_limit`` (beyond it: ``queue_full``), service time from ``latency``.
@@ -321,6 +356,22 @@ class BackendConfig:
     ttft: Distribution | None = None
     tpot: Distribution | None = None
     output_tokens: Distribution | None = None
+    # ``model = "llm"``: a continuously batching LLM server (sim/llm_backend.py, LLMBackendConfig).
+    model: Literal["delay", "llm"] | None = None  # unset: "delay", the latency per request above
+    max_num_seqs: int | None = _opt(None, ge=1)
+    max_num_batched_tokens: int | None = _opt(None, ge=1)
+    step_time: StepTime | None = None
+    kv_cache_tokens: int | None = _opt(None, ge=1)
+
+    def __post_init__(self) -> None:
+        if self.model == "llm":  # the LLM keys' defaults, only for the LLM backend
+            for name, default in (*LLM_DEFAULTS.items(), ("step_time", StepTime())):
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, default)
+
+    @property
+    def is_llm(self) -> bool:
+        return self.model == "llm"
 
 
 @dataclass(frozen=True)
@@ -431,6 +482,11 @@ class Targets:
     min_rps: float = _opt(100.0, ge=0)
     max_error_rate: float = _opt(0.01, gt=0)  # strict "<", as the seed: 0 could never pass
     max_recovery_s: float = _opt(60.0, gt=0)
+    # LLM targets (backend.model = "llm"; unset: not checked): P95 time to first token, P95 time
+    # per output token, output tokens per second of the run (simrouter.llm_summary).
+    ttft_p95_ms: float | None = _opt(None, gt=0)
+    tpot_p95_ms: float | None = _opt(None, gt=0)
+    min_output_tokens_per_s: float | None = _opt(None, ge=0)
 
 
 @dataclass(frozen=True)
@@ -566,6 +622,7 @@ def _check_consistency(s: Scenario) -> None:
     f = s.backend.failures
     if f.processing + f.timeout + f.validation > 1:
         raise ConfigError("backend.failures", "processing + timeout + validation must add up to at most 1")
+    _check_llm(s)
     previous_end, previous_index = -1.0, None
     for fault in sorted(range(len(s.faults)), key=lambda k: s.faults[k].start):
         window = s.faults[fault]
@@ -598,3 +655,26 @@ def _check_open_volume(s: Scenario) -> None:
             f"expects {expected:,.0f} arrivals (rate x duration), over the limit of {MAX_REQUESTS:,} per run; "
             "lower the rate or duration (rates are per second), or cap the run with workload.max_requests",
         )
+
+
+def _check_llm(s: Scenario) -> None:
+    """The LLM backend's keys: only with ``backend.model = "llm"``, and consistent."""
+    b = s.backend
+    llm_keys = ("max_num_seqs", "max_num_batched_tokens", "step_time", "kv_cache_tokens")
+    if not b.is_llm:
+        for name in llm_keys:
+            if getattr(b, name) is not None:
+                raise ConfigError(f"backend.{name}", 'only the LLM backend uses it; set backend.model = "llm" (accepted: "delay", "llm")')
+        for name in ("ttft_p95_ms", "tpot_p95_ms", "min_output_tokens_per_s"):
+            if getattr(s.targets, name) is not None:
+                raise ConfigError(f"targets.{name}", 'a token target needs backend.model = "llm"')
+        if s.limiter.tokens_per_minute is not None:
+            raise ConfigError("limiter.tokens_per_minute", 'a token limit needs backend.model = "llm" (requests carry tokens only there)')
+        return
+    seqs, budget = b.max_num_seqs, b.max_num_batched_tokens
+    if budget < seqs:
+        raise ConfigError("backend.max_num_batched_tokens", f"must be >= backend.max_num_seqs ({seqs}), as vLLM requires, so every running sequence can decode in a step; got {budget}")
+    if s.limiter.tokens_burst is not None and s.limiter.tokens_per_minute is None:
+        raise ConfigError("limiter.tokens_burst", "needs limiter.tokens_per_minute")
+    if s.workload.tokens is not None and s.workload.tokens.trace and s.workload.model != "open":
+        raise ConfigError("workload.tokens.trace", f"a trace gives arrival times: it needs workload.model = \"open\", got {s.workload.model!r}")

@@ -76,6 +76,22 @@ OVERVIEW_ROWS = (
     ("Simulated time", "sim_time_s", "s"),
 )
 LAST_TRANSITIONS = 3
+# backend.model = "llm" (simrouter.llm_summary): a seventh panel, 🤖 LLM SERVING.
+LLM_ROWS = (
+    ("TTFT P50", "ttft_ms.p50", "ms"),
+    ("TTFT P95", "ttft_ms.p95", "ms"),
+    ("TTFT P99", "ttft_ms.p99", "ms"),
+    ("TPOT P50", "tpot_ms.p50", "ms"),
+    ("TPOT P95", "tpot_ms.p95", "ms"),
+    ("ITL P50", "itl_ms.p50", "ms"),
+    ("ITL P95", "itl_ms.p95", "ms"),
+    ("Output tokens/s", "tokens.output_per_s", "tok/s"),
+    ("Mean running seqs", "batch.mean_running", "count"),
+    ("Mean waiting", "batch.mean_waiting", "count"),
+    ("Preemptions", "batch.preemptions", "count"),
+    ("Goodput (fraction)", "goodput.fraction", "fraction"),
+    ("Goodput rps", "goodput.rps", "req/s"),
+)
 
 
 def target_colour(value, threshold, comparison: str) -> str:
@@ -259,12 +275,14 @@ def render_dashboard(summary, *, wall_time_s: float | None = None, width: int | 
         ("📈 SYSTEM OVERVIEW", _overview(summary, wall_time_s)),
         ("🎯 PERFORMANCE TARGETS", _targets(summary)),
     ]
+    if "ttft_ms" in summary:
+        panels.append(("🤖 LLM SERVING", _figures(summary, LLM_ROWS, targets)))
     boxes = [Panel(body, title=f"[bold]{title}[/]", title_align="left", border_style="blue") for title, body in panels]
     if width is not None and width < TWO_COLUMN_WIDTH:
         rows = boxes
     else:
         # Two panels a row; the targets table gets the wider half of the last row.
-        rows = [_row(boxes[0], boxes[1]), _row(boxes[2], boxes[3]), _row(boxes[4], boxes[5], ratios=(4, 7))]
+        rows = [_row(boxes[0], boxes[1]), _row(boxes[2], boxes[3]), _row(boxes[4], boxes[5], ratios=(4, 7)), *boxes[6:]]
     passed = all(t["passed"] is not False for t in summary.get("targets", []))
     verdict = "[bold green]ALL TARGETS MET[/]" if passed else "[bold red]TARGETS MISSED[/]"
     title = f"[bold]{escape(heading)} — {escape(str(summary['scenario']))}[/] · {verdict}"

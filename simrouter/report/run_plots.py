@@ -1,7 +1,8 @@
 """The figures of one simulated run, and writing them as PNG files (``--plot DIR``).
 
 ``run_figures(result)`` maps a short name to each figure: ``latency`` (histogram
-and CDF) and ``timeline`` (percentiles, throughput and breaker state over time).
+and CDF) and ``timeline`` (percentiles, throughput and breaker state over time), and
+``llm`` (TTFT, ITL, batch size over time) for an LLM backend run.
 ``write_run_plots(result, directory, label)`` saves them as
 ``<scenario>[-<label>]-<name>.png`` and returns the paths.
 """
@@ -19,7 +20,12 @@ from .timeline_plot import timeline_figure
 
 
 def run_figures(result) -> dict[str, Figure]:
-    return {"latency": latency_figure(result), "timeline": timeline_figure(result)}
+    figures = {"latency": latency_figure(result), "timeline": timeline_figure(result)}
+    if getattr(result, "llm", None) is not None:  # backend.model = "llm": TTFT, ITL, batch size over time
+        from .llm_plot import llm_figure
+
+        figures["llm"] = llm_figure(result)
+    return figures
 
 
 def file_stem(name: str) -> str:

@@ -73,7 +73,12 @@ def simulate(
         with _progress(scenario, progress) as tick:
             end, finished = _run_fast(scenario, router, rng, tick)
     else:
-        finished = _start_workload(env, scenario, router, rng)
+        if scenario.backend.is_llm and scenario.workload.tokens is not None and scenario.workload.tokens.trace:
+            from .llm_run import start_trace
+
+            finished = start_trace(env, scenario, router, rng)
+        else:
+            finished = _start_workload(env, scenario, router, rng)
         env.run()
         end = router.end_time(env.now)
     breaker.advance(end)  # timer-driven transitions due by the end (e.g. automatic half-open)
@@ -102,7 +107,12 @@ def build_router(env: simpy.Environment, scenario: Scenario, breaker, recorder: 
     """The fast path (``SimRouter`` on the resolve-at-admission backend) unless the
     scenario needs the policy path: retries, hedges, a delaying or holding limiter;
     the event-driven backend only when hedge losers are cancelled. ``events``:
-    the policy path on the event-driven backend whatever the scenario."""
+    the policy path on the event-driven backend whatever the scenario.
+    ``backend.model = "llm"``: always the policy path on the batching backend (``llm_run``)."""
+    if scenario.backend.is_llm:
+        from .llm_run import build_llm_router
+
+        return build_llm_router(env, scenario, breaker, recorder, rng)
     backend_config = scenario.backend
     service = ServiceModel(
         backend_config,

@@ -25,3 +25,5 @@ RETRY_JITTER = 8  # client retry backoff jitter
 
 def stream(seed: int, replication: int, source: int, *index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, replication, source, *index]))
+PROMPT_TOKENS = 9  # [workload.tokens] prompt, per logical request (sim.requests)
+OUTPUT_TOKENS = 10  # [workload.tokens] output, per logical request
