@@ -43,10 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None, *, _default=warnings.showwarning) -> None:
-    """A ``UnitWarning`` as one ``simrouter: warning:`` line; other warnings as Python shows them."""
-    from .config.units import UnitWarning
+    """A ``ScenarioWarning`` (``UnitWarning`` ...) as one ``simrouter: warning:`` line;
+    other warnings as Python shows them."""
+    from .errors import ScenarioWarning
 
-    if issubclass(category, UnitWarning):
+    if issubclass(category, ScenarioWarning):
         print(f"simrouter: warning: {message}", file=sys.stderr)
     else:
         _default(message, category, filename, lineno, file, line)

@@ -27,6 +27,11 @@ def unknown_key_message(key: str, accepted: Iterable[str], where: str) -> str:
     return f"unknown key in {where}{hint}; accepted keys: {', '.join(accepted)}"
 
 
+class ScenarioWarning(UserWarning):
+    """A scenario that runs, but not as its author probably meant (names the field);
+    the ``simrouter`` command prints it as one ``simrouter: warning:`` line."""
+
+
 class SimulationStalled(ConfigError):
     """A run whose simulated clock stopped advancing: a configuration under which
     users keep sending at one instant (every request answered at once, no think

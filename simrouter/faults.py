@@ -129,3 +129,14 @@ def error_body(status: int) -> bytes:
 def retry_after(window_end: float, now: float) -> str:
     """The ``Retry-After`` value (whole seconds, at least 1) of an injected 429: until the window ends."""
     return str(max(1, math.ceil(window_end - now)))
+
+
+# Fault fields that only the proxy applies (the simulated backend and ``serve`` apply
+# ``error_rate`` and ``latency_factor``), with the value that means "not used".
+PROXY_ONLY_FIELDS = {"status": 500, "added_latency": 0.0, "per_chunk_latency": 0.0, "hang_rate": 0.0, "reset_rate": 0.0, "cut_stream_rate": 0.0}
+
+
+def proxy_only_fields(faults) -> list[str]:
+    """Dotted names (``faults.1.hang_rate``) of the proxy-only fields ``faults`` set."""
+    return [f"faults.{i}.{name}" for i, window in enumerate(faults) for name, unused in PROXY_ONLY_FIELDS.items() if getattr(window, name) != unused]
+

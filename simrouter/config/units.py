@@ -20,10 +20,12 @@ from __future__ import annotations
 import math
 import warnings
 
+from ..errors import ScenarioWarning
+
 PLAUSIBLE_S = 60.0  # a median above this many seconds is most likely milliseconds
 
 
-class UnitWarning(UserWarning):
+class UnitWarning(ScenarioWarning):
     """A value that looks typed in the wrong unit (it names the field and "seconds")."""
 
 

@@ -60,6 +60,7 @@ def simulate(
     if engine not in ENGINES:
         raise ConfigError("engine", f"expected one of {', '.join(ENGINES)}, got {engine!r}")
     scenario = load_scenario(scenario, overrides)
+    _warn_proxy_only_faults(scenario)
     started = time.perf_counter()
     env = simpy.Environment(initial_time=0.0)  # float time: a transition at the start is 0.0 on both engines
     recorder = Recorder()
@@ -189,3 +190,17 @@ def _arrival_streams(scenario: Scenario, rng) -> tuple[VariateStream, VariateStr
     users = scenario.workload.users
     keys = VariateStream(lambda g, n: g.integers(0, users, n), rng(streams.USER_KEYS))
     return VariateStream(Exponential(1.0).sample, rng(streams.ARRIVALS)), keys
+
+
+def _warn_proxy_only_faults(scenario: Scenario) -> None:
+    """Say (once per message) which fault fields this simulation does not apply."""
+    from ..faults import proxy_only_fields
+
+    ignored = proxy_only_fields(scenario.faults)
+    if ignored:
+        import warnings
+
+        from ..errors import ScenarioWarning
+
+        warnings.warn(f"{', '.join(ignored)}: applied by `simrouter proxy` only; the simulation applies error_rate and latency_factor", ScenarioWarning, stacklevel=3)
+
