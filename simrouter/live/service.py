@@ -83,7 +83,6 @@ import json
 import math
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -92,6 +91,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..config import FaultWindow, Scenario, scenario_from_dict
+from .app_thread import AppThread
 from ..distributions import VariateStream
 from ..errors import ConfigError
 from ..diagnosis import diagnose
@@ -592,7 +592,7 @@ async def start_service(
     return RunningService(runner, server, f"http://{shown}:{bound_port}"), f"http://{shown}:{bound_port}"
 
 
-class ServiceThread:
+class ServiceThread(AppThread):
     """The service on its own event loop in a background thread (tests, notebooks).
 
     ``with ServiceThread(scenario) as svc: svc.url ...``; the loop and server stop on exit.
@@ -609,43 +609,7 @@ class ServiceThread:
         backend_factory=None,
     ):
         self.service = RouterService(scenario, seed, admin_token, header_timeout=header_timeout, backend_factory=backend_factory)
-        self._address = (host, port)
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="simrouter-serve", daemon=True)
-        self.url = ""
-        self._error: BaseException | None = None
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            runner, self.url = await start_service(self.service, *self._address, shutdown_timeout=0.1)
-        except BaseException as exc:  # reported to the starting thread
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-
-    def __enter__(self) -> "ServiceThread":
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+        super().__init__(lambda h, p: start_service(self.service, h, p, shutdown_timeout=0.1), host, port, "simrouter-serve")
 
     @property
     def admin_token(self) -> str:

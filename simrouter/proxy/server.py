@@ -44,6 +44,7 @@ from yarl import URL
 from ..config import Scenario, scenario_from_dict
 from ..errors import ConfigError
 from ..faults import CUT_AFTER_EVENTS, Timeline, error_body, retry_after
+from ..live.app_thread import AppThread
 from .record import ProxyRecord
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -315,48 +316,13 @@ async def start_proxy(proxy: FaultProxy, host: str = "127.0.0.1", port: int = 0,
     return runner, f"http://{shown}:{bound_port}"
 
 
-class ProxyThread:
+class ProxyThread(AppThread):
     """The proxy on its own event loop in a background thread (tests, notebooks):
     ``with ProxyThread(upstream) as p: p.url, p.admin_token, p.proxy``."""
 
     def __init__(self, upstream: str, admin_token: str | None = None, seed: int = 1, host: str = "127.0.0.1", port: int = 0):
-        import threading
-
         self.proxy = FaultProxy(upstream, admin_token, seed)
-        self._address = (host, port)
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="simrouter-proxy", daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self.url = ""
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            runner, self.url = await start_proxy(self.proxy, *self._address, shutdown_timeout=0.1)
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-
-    def __enter__(self) -> "ProxyThread":
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+        super().__init__(lambda h, p: start_proxy(self.proxy, h, p, shutdown_timeout=0.1), host, port, "simrouter-proxy")
 
     @property
     def admin_token(self) -> str:
