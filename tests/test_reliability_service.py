@@ -259,7 +259,7 @@ def test_serve_binds_loopback_by_default_and_stops_on_sigterm():
 
 
 def test_only_loopback_hosts_count_as_loopback():
-    from simrouter.commands.serve import _loopback
+    from simrouter.commands.common import is_loopback as _loopback
 
     assert all(_loopback(host) for host in ("127.0.0.1", "127.0.0.9", "::1", "localhost"))
     assert not any(_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.4", "example.org"))

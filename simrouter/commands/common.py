@@ -99,3 +99,15 @@ def write_atomically(path: Path, write: Callable[[Path], None], option: str) -> 
             temporary.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (where listeners bind by default)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .common import EXIT_OK, seed_arg
+from .common import EXIT_OK, is_loopback, seed_arg
 from .serve import TOKEN_ENV
 
 
@@ -37,15 +37,6 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _run(args, token) -> None:
@@ -63,7 +54,7 @@ async def _run(args, token) -> None:
         raise ConfigError("--listen", f"cannot listen on {host}:{port}: {exc.strerror}") from None
     shown = "(from --admin-token / $" + TOKEN_ENV + ")" if token else proxy.admin_token
     print(f"simrouter proxy: listening on {url}, forwarding to {proxy.upstream} (admin token {shown})", flush=True)
-    if not _loopback(host):
+    if not is_loopback(host):
         print(f"simrouter proxy: warning: {host} is not a loopback address; other machines can reach this proxy and its admin API", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

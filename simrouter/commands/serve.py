@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from .common import EXIT_OK, port_arg, seed_arg
+from .common import EXIT_OK, is_loopback, port_arg, seed_arg
 
 TOKEN_ENV = "SIMROUTER_ADMIN_TOKEN"
 DEFAULT_HEADER_TIMEOUT_S = 10.0  # simrouter.live.header_timeout.DEFAULT_HEADER_TIMEOUT_S (not imported: keeps `--help` light)
@@ -82,7 +82,7 @@ async def _serve(scenario, args, token) -> None:
         raise ConfigError("--port", f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     shown = "(from --admin-token / $" + TOKEN_ENV + ")" if token else service.admin_token
     print(f"simrouter serve: listening on {url} (scenario {scenario.name}; admin token {shown})", flush=True)
-    if not _loopback(args.host):
+    if not is_loopback(args.host):
         print(f"simrouter serve: warning: {args.host} is not a loopback address; other machines can reach this service", file=sys.stderr, flush=True)
     if uses_client_policies(scenario):
         print("simrouter serve: note: router.retry / router.hedge are not applied by the service", file=sys.stderr, flush=True)
@@ -95,14 +95,3 @@ async def _serve(scenario, args, token) -> None:
     finally:
         await runner.cleanup()
         print("simrouter serve: stopped", file=sys.stderr, flush=True)
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
