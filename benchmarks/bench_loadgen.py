@@ -27,32 +27,14 @@ import importlib.util
 import csv
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  server {{
-    listen 127.0.0.1:{port};
-    keepalive_requests 10000000;
-    location / {{ return 200 '{{}}'; }}
-  }}
-}}
-"""
+import loopback_nginx
 
 LOCUSTFILE = """
 from locust import constant, task
@@ -94,36 +76,14 @@ asyncio.run(main())
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"target on port {port} did not start")
-
-
 def start_target(folder: Path) -> tuple[subprocess.Popen, str, str]:
-    port = free_port()
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if nginx:
-        conf = folder / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=folder, port=port))
-        process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(folder)], stderr=subprocess.DEVNULL)
-        kind = "nginx return 200 (1 worker)"
-    else:
-        process = subprocess.Popen([sys.executable, "-c", PY_TARGET, str(port)])
-        kind = "python asyncio fixed-answer server (nginx not installed: this target may be the bottleneck)"
-    wait_for_port(port)
-    return process, f"http://127.0.0.1:{port}", kind
+    if loopback_nginx.nginx_binary():
+        process, url = loopback_nginx.start_nginx(folder, "return 200 '{}';")
+        return process, url, "nginx return 200 (1 worker)"
+    port = loopback_nginx.free_port()
+    process = subprocess.Popen([sys.executable, "-c", PY_TARGET, str(port)])
+    loopback_nginx.wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}", "python asyncio fixed-answer server (nginx not installed: this target may be the bottleneck)"
 
 
 def run_simrouter(url: str, users: int, seconds: float, folder: Path, client: str = "fast") -> float:

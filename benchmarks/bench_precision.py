@@ -41,45 +41,18 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+import loopback_nginx
+
 SERVICE_MS = 1.0
 UNCORRECTED_GOAL_MS = 1.0
 CORRECTED_GOAL_MS = 2.0
 GOAL_RATE = 1000.0
 PERCENTILES = (50, 95, 99)
-
-NGINX_CONF = """
-load_module {module};
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    location / {{
-      echo_sleep {sleep};
-      echo '{{}}';
-    }}
-  }}
-}}
-"""
 
 # wrk's percentiles (microseconds) as one JSON line on standard error.
 WRK_LUA = """
@@ -94,33 +67,9 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"target on port {port} did not start")
-
-
 def start_nginx(folder: Path) -> tuple[subprocess.Popen, str]:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists() or not Path(ECHO_MODULE).exists():
-        raise SystemExit("needs nginx and its echo module: apt-get install nginx libnginx-mod-http-echo")
-    port = free_port()
-    conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(module=ECHO_MODULE, dir=folder, port=port, sleep=SERVICE_MS / 1000))
-    process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(folder)], stderr=subprocess.DEVNULL)
-    wait_for_port(port)
-    return process, f"http://127.0.0.1:{port}"
+    """nginx answering every request after ``SERVICE_MS`` (echo_sleep), one worker."""
+    return loopback_nginx.start_nginx(folder, f"echo_sleep {SERVICE_MS / 1000}; echo '{{}}';", echo_module=True)
 
 
 def percentiles_ms(values_ms: list[float]) -> dict:
