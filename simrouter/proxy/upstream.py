@@ -1,6 +1,7 @@
 """An HTTP backend for the reference router (``simrouter serve --upstream URL``).
 
-Same contract as the stand-in backend (``simrouter.live.backend.StandInBackend``):
+Same contract as the stand-in backend (``simrouter.live.backend.StandInBackend``;
+both are ``simrouter.live.slots.SlottedBackend``):
 ``capacity`` slots served first-come first-served, at most ``queue_limit``
 waiting (``submit`` returns None beyond: ``queue_full``), and ``submit()`` gives
 a future that gets the outcome code. A service is one ``POST URL`` with the body
@@ -18,35 +19,24 @@ This lets ``serve`` play a gateway whose breaker sits in front of the proxy
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 
+from ..live.slots import SlottedBackend
 from ..outcomes import FAILURE, SUCCESS, TIMEOUT
 
 DEFAULT_CALL_TIMEOUT_S = 60.0
 
 
-class UpstreamBackend:
-    """Capacity slots and a bounded FIFO queue in front of an HTTP endpoint."""
+class UpstreamBackend(SlottedBackend):
+    """Capacity slots and a bounded FIFO queue (``live.slots``) in front of an HTTP endpoint."""
 
     def __init__(self, config, url: str, clock: Callable[[], float], loop: asyncio.AbstractEventLoop | None = None, call_timeout: float = DEFAULT_CALL_TIMEOUT_S):
-        self._loop = loop or asyncio.get_running_loop()
-        self._clock = clock
+        super().__init__(config, clock, loop)
         self._url = url
-        self._capacity = config.capacity
-        self._queue_limit = config.queue_limit
         self._call_timeout = call_timeout
-        self._waiting: deque[asyncio.Future] = deque()
         self._faults: list = []
         self._session = None
         self._tasks: set[asyncio.Task] = set()
-        self.busy = 0
-        self._ended_busy = 0.0
-        self._started_sum = 0.0
-
-    @property
-    def queued(self) -> int:
-        return len(self._waiting)
 
     def set_faults(self, windows) -> None:
         """Kept for ``/metrics`` only: the proxy, not this backend, applies faults."""
@@ -56,32 +46,14 @@ class UpstreamBackend:
     def faults(self) -> list:
         return list(self._faults)
 
-    def busy_time(self) -> float:
-        return self._ended_busy + self.busy * self._clock() - self._started_sum
-
-    def restart_busy_time(self) -> None:
-        self._ended_busy = self._started_sum - self.busy * self._clock()
-
-    def submit(self) -> asyncio.Future | None:
-        future = self._loop.create_future()
-        if self.busy < self._capacity:
-            self.busy += 1
-            self._start(future)
-        elif len(self._waiting) >= self._queue_limit:
-            return None
-        else:
-            self._waiting.append(future)
-        return future
-
-    def _start(self, future: asyncio.Future) -> None:
-        task = self._loop.create_task(self._call(future, self._clock()))
+    def _start(self, future: asyncio.Future, start: float) -> None:
+        task = self._loop.create_task(self._call(future, start))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _call(self, future: asyncio.Future, start: float) -> None:
         import aiohttp
 
-        self._started_sum += start
         outcome = FAILURE
         try:
             if self._session is None:
@@ -93,15 +65,7 @@ class UpstreamBackend:
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
             outcome = FAILURE
         finally:
-            end = self._clock()
-            self._started_sum -= start
-            self._ended_busy += end - start
-            if not future.done():
-                future.set_result(outcome)
-            if self._waiting:
-                self._start(self._waiting.popleft())
-            else:
-                self.busy -= 1
+            self._ended(future, outcome, start, self._clock() - start)
 
     async def aclose(self) -> None:
         """Cancel the calls in flight and close the HTTP session."""
