@@ -18,6 +18,12 @@ Public API
                                   ``Resilience4jBreaker``, ``PybreakerBreaker``,
                                   ``HystrixBreaker``, ``PollyBreaker`` (``policies.breakers``);
                                   their configs ``BreakerConfig``, ``*BreakerConfig``
+``[[deployments]]`` (a gateway)    ``DeploymentConfig``; the clock-free ``Gateway`` /
+                                  ``build_gateway`` (``policies.gateway``) over per-deployment
+                                  chains, routing strategies ``build_routing`` /
+                                  ``ROUTING_STRATEGIES`` (``policies.routing``), breaker presets
+                                  ``LiteLLMBreaker``, ``EnvoyBreaker``; a run's per-attempt
+                                  ``RunResult.attempt_log`` (``AttemptColumns``); docs/gateway.md
 ``ConfigError``                   a bad configuration value, naming its field
 ``replicate(scenario, seed=1,``   many runs: replications 0..R-1 -> ``ReplicatedResult``
 ``replications=R)``               (means, ``ci95``); ``precision=`` stops sequentially
@@ -67,6 +73,7 @@ from .config import (
     load_scenario,
     scenario_from_dict,
 )
+from .config.sections import DeploymentConfig, DeploymentLimiterConfig, EnvoyBreakerConfig, LiteLLMBreakerConfig
 from .distributions import Constant, Distribution, Empirical, Exponential, Gamma, Lognormal
 from .errors import ConfigError
 from .policies import (
@@ -90,6 +97,10 @@ from .policies import (
     build_breaker,
     build_limiter,
 )
+from .metrics import AttemptColumns
+from .policies.breakers import EjectionPool, EnvoyBreaker, LiteLLMBreaker
+from .policies.gateway import Gateway, build_gateway
+from .policies.routing import ROUTING_STRATEGIES, RoutingStrategy, build_routing
 from .result import RunResult
 from .sim import simulate
 from .comparison import Comparison, compare_configs
@@ -115,6 +126,19 @@ _LIVE_NAMES = {
 
 __all__ = [
     "GCRA",
+    "ROUTING_STRATEGIES",
+    "AttemptColumns",
+    "DeploymentConfig",
+    "DeploymentLimiterConfig",
+    "EjectionPool",
+    "EnvoyBreaker",
+    "EnvoyBreakerConfig",
+    "Gateway",
+    "LiteLLMBreaker",
+    "LiteLLMBreakerConfig",
+    "RoutingStrategy",
+    "build_gateway",
+    "build_routing",
     "Backoff",
     "BackendConfig",
     "BreakerConfig",

@@ -73,6 +73,44 @@ class Recorder:
         )
 
 
+class AttemptRecorder:
+    """Behind a gateway (``[[deployments]]``), every attempt in the order the router
+    answered it: the deployment it went to (``policies.gateway.NO_DEPLOYMENT``
+    when none could take it), when it was sent and answered, and its kind.
+    Logical requests stay in ``Recorder``; this is what each deployment saw.
+
+    One interleaved ``array("d")`` of (deployment, sent, done, kind) rows, so the
+    hot loop logs an attempt with one call (``log((d, sent, done, kind))``)."""
+
+    __slots__ = ("rows", "log")
+
+    def __init__(self) -> None:
+        self.rows = array("d")
+        self.log = self.rows.extend  # log((deployment, sent, done, kind))
+
+    def add(self, deployment: int, sent: float, done: float, kind: int) -> None:
+        self.log((deployment, sent, done, kind))
+
+    def columns(self) -> "AttemptColumns":
+        rows = np.frombuffer(self.rows, dtype=np.float64).reshape(-1, 4)
+        return AttemptColumns(
+            deployment=rows[:, 0].astype(np.int64),
+            sent=rows[:, 1].copy(),
+            done=rows[:, 2].copy(),
+            kind=rows[:, 3].astype(np.int8),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class AttemptColumns:
+    """Per attempt, in answer order (``AttemptRecorder``)."""
+
+    deployment: np.ndarray
+    sent: np.ndarray
+    done: np.ndarray
+    kind: np.ndarray
+
+
 def latency_stats(latency_s: np.ndarray, overwrite: bool = False) -> dict:
     """Percentiles, extremes, mean and count, in milliseconds (None when empty).
     ``overwrite``: ``latency_s`` may be scaled and reordered in place (no copy)."""

@@ -117,12 +117,16 @@ __all__ = [
 
 
 def flatten(summary: dict, prefix: str = "") -> dict:
-    """Every scalar leaf of a nested summary under its dotted key (lists skipped)."""
+    """Every scalar leaf of a nested summary under its dotted key (lists skipped,
+    except a gateway's ``deployments``: ``deployments.0.share`` ...)."""
     flat = {}
     for key, value in summary.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(flatten(value, f"{dotted}."))
+        elif dotted == "deployments" and isinstance(value, list):
+            for index, deployment in enumerate(value):
+                flat.update(flatten(deployment, f"{dotted}.{index}."))
         elif not isinstance(value, list):
             flat[dotted] = value
     return flat
@@ -253,9 +257,12 @@ def pooled_quantiles(samples: Sequence[np.ndarray]) -> dict[str, float | None]:
     return {key: float(value) for key, value in zip(QUANTILE_FIGURES, values)}
 
 
-def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples: Sequence[np.ndarray] | None = None) -> dict:
+def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples: Sequence[np.ndarray] | None = None, deployment_samples=None) -> dict:
     """The summary of means (module doc; latency percentiles pooled from
-    ``latency_samples``, when given), targets evaluated on it."""
+    ``latency_samples``, when given), targets evaluated on it. Behind a gateway,
+    ``deployments`` are merged deployment by deployment
+    (``deployment_summary.mean_deployments``: shares and counts averaged, each
+    deployment's latency percentiles pooled from ``deployment_samples``)."""
     from .diagnosis import merge as merge_diagnoses
     from .metrics import breaker_recommendation
     from .targets import evaluate_targets
@@ -268,11 +275,17 @@ def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples:
     breaker = summary["breaker"]
     if any(s["breaker"]["recovered"] is False for s in summaries):
         breaker["recovery_s"] = None
+    if "deployments" in summaries[0]:
+        from .deployment_summary import mean_deployments
+
+        summary["deployments"] = mean_deployments(list(summaries), deployment_samples, _mean_tree, pooled_quantiles)
+        summary["breaker"]["transitions"] = []
     breaker["recoveries"] = _mean_recoveries(summaries)
     breaker["never_recovered"] = _never_recovered(summaries)
     summary["diagnosis"] = merge_diagnoses([s.get("diagnosis", []) for s in summaries])
     breaker["recommendation"] = breaker_recommendation(summary, scenario)
-    summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, bool(scenario.faults))]
+    has_faults = bool(scenario.faults) or any(d.faults for d in scenario.deployments)
+    summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, has_faults)]
     return summary
 
 
@@ -302,6 +315,8 @@ class ReplicatedResult:
     # Each replication's latency samples (ms, the latency population after warm-up):
     # the pooled percentiles and their sectioning intervals. None: not kept.
     latency_samples: list[np.ndarray] | None = field(default=None, repr=False)
+    # Behind a gateway: per replication, each deployment's latency samples (ms), pooled likewise.
+    deployment_samples: list[list[np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def replications(self) -> int:
@@ -322,7 +337,7 @@ class ReplicatedResult:
 
     @cached_property
     def summary(self) -> dict:
-        summary = mean_summary(self.summaries, self.scenario, self.latency_samples)
+        summary = mean_summary(self.summaries, self.scenario, self.latency_samples, self.deployment_samples)
         ci95 = {}
         flat = flatten(summary)
         clipped = []
@@ -402,6 +417,7 @@ class ReplicationOutput:
 
     summary: dict
     latency_ms: np.ndarray
+    deployment_latency_ms: list[np.ndarray] | None = None  # behind a gateway: each deployment's (ms)
 
 
 def replication_summary(scenario: Scenario, seed: int, replication: int) -> dict:
@@ -416,7 +432,12 @@ def replication_output(scenario: Scenario, seed: int, replication: int, warmup: 
     shared by several runs (``shared_warmup``), applied as a fixed one and reported
     as chosen, with this run's own count of deleted requests."""
     result, summary = run_with_warmup(scenario, seed, replication, warmup)
-    return ReplicationOutput(summary, result.latencies() * 1000.0)
+    per_deployment = None
+    if result.deployment_runs is not None:
+        from .deployment_summary import deployment_latencies
+
+        per_deployment = deployment_latencies(result)
+    return ReplicationOutput(summary, result.latencies() * 1000.0, per_deployment)
 
 
 def run_with_warmup(scenario: Scenario, seed: int, replication: int, warmup: WarmupChoice | None = None):
@@ -594,6 +615,7 @@ def _result(scenario, seed, outputs: Sequence[ReplicationOutput], report, interr
         interrupted,
         time.perf_counter() - started,
         latency_samples=[o.latency_ms for o in outputs],
+        deployment_samples=[o.deployment_latency_ms for o in outputs] if outputs and outputs[0].deployment_latency_ms is not None else None,
     )
 
 

@@ -34,7 +34,9 @@ from .warmup import WarmupChoice
 if TYPE_CHECKING:  # pandas is imported where a DataFrame is built: a plain run does not load it
     import pandas as pd
 
+    from .deployment_summary import DeploymentRun
     from .llm_summary import LLMColumns
+    from .metrics import AttemptColumns
 
 
 @dataclass(eq=False)
@@ -61,6 +63,13 @@ class RunResult:
     # when the backend keeps no log (live): window utilisation is then the whole run's.
     services: tuple[np.ndarray, np.ndarray] | None = None
     llm: LLMColumns | None = None  # backend.model = "llm": per-request tokens and TTFT, per-step batch (llm_summary)
+    # Behind a gateway ([[deployments]]; None otherwise): per logical request the fallback
+    # attempts and the deployment of the final answer (-1: none), every attempt in answer
+    # order (metrics.AttemptColumns), and each deployment's breaker and backend (deployment_summary).
+    fallbacks: np.ndarray | None = None
+    deployment: np.ndarray | None = None
+    attempt_log: AttemptColumns | None = None
+    deployment_runs: list[DeploymentRun] | None = None
     wall_time_s: float = field(default=0.0, compare=False)
 
     # -- views of the raw data
@@ -117,10 +126,19 @@ class RunResult:
                 "outcome": pd.Categorical(names[self.kind], categories=list(KIND_NAMES)),
                 "measured": self.measured,
                 "in_latency": self.latency_population(),
-                "attempts": 1 + self._per_request(self.retries) + self._per_request(self.hedges),
+                "attempts": 1 + self._per_request(self.retries) + self._per_request(self.hedges) + self._per_request(self.fallbacks),
                 **llm,
+                **({} if self.deployment is None else {"deployment": self._deployment_names()}),
             }
         )
+
+    def _deployment_names(self):
+        """The final answer's deployment per request, by name ("" when none took it)."""
+        import pandas as pd
+
+        names = [run.name for run in self.deployment_runs]
+        codes = np.where(self.deployment >= 0, self.deployment, len(names))
+        return pd.Categorical.from_codes(codes, categories=[*names, ""])
 
     def _per_request(self, column: np.ndarray | None) -> np.ndarray:
         return np.zeros(self.sent.size, dtype=np.int64) if column is None else column
@@ -133,7 +151,11 @@ class RunResult:
         hedges = 0 if self.hedges is None else int(self.hedges[measured].sum())
         denied = 0 if self.budget_denied is None else int(self.budget_denied[measured].sum())
         total = sent + retries + hedges
-        return {"total": total, "retries": retries, "hedges": hedges, "per_request": total / sent if sent else 0.0, "retries_denied_by_budget": denied}
+        counts = {"total": total, "retries": retries, "hedges": hedges, "per_request": total / sent if sent else 0.0, "retries_denied_by_budget": denied}
+        if self.fallbacks is not None:  # behind a gateway: fallback attempts are attempts too
+            fallbacks = int(self.fallbacks[measured].sum())
+            counts.update(total=total + fallbacks, fallbacks=fallbacks, per_request=(total + fallbacks) / sent if sent else 0.0)
+        return counts
 
     def timeseries(self, interval: float | None = None) -> pd.DataFrame:
         """Per interval of answer time, every request (warm-up included): counts by
@@ -205,10 +227,17 @@ class RunResult:
             },
             "backend": self._backend_summary(),
         }
+        if self.deployment_runs is not None:
+            from .deployment_summary import deployment_summaries, fallback_counts, overall_breaker
+
+            summary["deployments"] = deployment_summaries(self)
+            summary["fallbacks"] = fallback_counts(self)
+            summary["breaker"].update(overall_breaker(summary["deployments"], self.final_state))
         trips = diagnosis.trip_causes(self.sent, self.done, self.kind, self.transitions, s.breaker)
-        summary["diagnosis"] = diagnosis.diagnose(summary, s, trips)
+        summary["diagnosis"] = diagnosis.diagnose(summary, self._diagnosed_scenario(), trips)
         summary["breaker"]["recommendation"] = metrics.breaker_recommendation(summary, s)
-        targets = evaluate_targets(summary, s.targets, bool(s.faults))
+        has_faults = bool(s.faults) or any(d.faults for d in s.deployments)
+        targets = evaluate_targets(summary, s.targets, has_faults)
         if self.llm is not None:
             from .llm_summary import llm_summary, llm_targets
 
@@ -217,9 +246,24 @@ class RunResult:
         summary["targets"] = [t.to_dict() for t in targets]
         return summary
 
+    def _diagnosed_scenario(self) -> Scenario:
+        """The scenario as ``diagnosis`` reads it: behind a gateway, its backend with
+        every deployment's slots (the overload check weighs offered work against
+        them; it assumes the deployments' service times are the top-level one's)."""
+        s = self.scenario
+        if self.deployment_runs is None:
+            return s
+        import dataclasses
+
+        capacity = sum(run.capacity for run in self.deployment_runs)
+        return dataclasses.replace(s, backend=dataclasses.replace(s.backend, capacity=capacity))
+
     def _backend_summary(self) -> dict:
         """Capacity; utilisation over the throughput window and over the whole run."""
-        capacity = self.scenario.backend.capacity if not self.scenario.backend.is_llm else self.scenario.backend.max_num_seqs  # LLM: sequence slots
+        if self.deployment_runs is not None:  # behind a gateway: every deployment's slots
+            capacity = sum(run.capacity for run in self.deployment_runs)
+        else:
+            capacity = self.scenario.backend.capacity if not self.scenario.backend.is_llm else self.scenario.backend.max_num_seqs  # LLM: sequence slots
         whole_run = self.backend_busy_s / (capacity * self.sim_time_s) if self.sim_time_s else 0.0
         t0, t1 = metrics.throughput_window(self.done, self.scenario.warmup, self.full_load_end_s)
         if self.services is None:  # no service log (live): the whole run's figure

@@ -10,7 +10,10 @@ A target is *not checked* (``passed`` is None) when its threshold disables it
 (a max of ``inf``, a min of 0), when the figure does not exist (no latency
 sample), or, for recovery, when the scenario has no fault window or the breaker
 never tripped. A breaker that tripped and never re-closed fails recovery
-(unless ``max_recovery_s = inf`` turns the target off).
+(unless ``max_recovery_s = inf`` turns the target off). Behind a gateway
+(``deployments`` in the summary) the same recovery target is also judged on
+every deployment whose own breaker opened (``recovery:NAME``, metric
+``deployments.N.breaker.recovery_s``): one that never recovered fails it.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ def evaluate_targets(summary: dict, targets, has_faults: bool) -> list[TargetRes
     else:  # a breaker that never came back took forever: fails any finite max
         passed = _compare(math.inf if recovery is None else recovery, targets.max_recovery_s, "<")
     results.append(TargetResult("breaker_recovery", "breaker.recovery_s", "<", targets.max_recovery_s, recovery, passed, "s"))
+    for index, deployment in enumerate(summary.get("deployments") or ()):  # behind a gateway: each deployment's own breaker
+        own = deployment["breaker"]
+        if not has_faults or not own["recoveries"]:
+            continue  # its breaker never opened around a fault: nothing to judge
+        value = own["recovery_s"]
+        passed = _compare(math.inf if value is None else value, targets.max_recovery_s, "<")
+        results.append(TargetResult(f"recovery:{deployment['name']}", f"deployments.{index}.breaker.recovery_s", "<", targets.max_recovery_s, value, passed, "s"))
     return results
 
 

@@ -4,7 +4,11 @@
   HALF_OPEN, and every OPEN -> HALF_OPEN comes no earlier than the preset's wait
   after the OPEN (strictly later where the library compares strictly);
 * half-open admissions never exceed the preset's probe cap;
-* the transition log is a consistent, time-ordered history ending in ``state``.
+* the transition log is a consistent, time-ordered history ending in ``state``;
+* litellm and envoy (no half-open) come back CLOSED straight from OPEN, litellm
+  exactly cooldown_time after the cooldown began, envoy at an interval sweep at
+  least min(base_ejection_time, max_ejection_time) and at most
+  max_ejection_time + interval after the ejection.
 
 Calls overlap: each admitted call ends at a random later step, with a random
 outcome, and is recorded with its epoch and its real duration.
@@ -18,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simrouter.config import BreakerConfig, HystrixBreakerConfig, PollyBreakerConfig, PybreakerBreakerConfig, Resilience4jBreakerConfig
+from simrouter.config.sections import EnvoyBreakerConfig, LiteLLMBreakerConfig
 from simrouter.outcomes import FAILURE, SUCCESS, TIMEOUT
 from simrouter.policies import BreakerState, build_breaker
 
@@ -44,6 +49,15 @@ CONFIGS = {
     "polly": st.builds(PollyBreakerConfig, failure_ratio=st.sampled_from([0.1, 0.5, 1.0]), minimum_throughput=st.integers(2, 5),
                        sampling_duration=st.sampled_from([0.5, 2.0, 30.0]), break_duration=st.floats(0.5, 4.0),
                        break_duration_multiplier=st.sampled_from([1.0, 2.0]), max_break_duration=st.sampled_from([math.inf, 3.0])),
+    "litellm": st.builds(LiteLLMBreakerConfig, allowed_fails=st.one_of(st.none(), st.integers(0, 3)), cooldown_time=durations,
+                         failure_threshold_minimum_requests=st.integers(1, 5), single_deployment_traffic_failure_threshold=st.integers(1, 8)),
+    # alone in its pool: it can eject itself only with 100 % or always_eject_one_host
+    "envoy": st.one_of(
+        st.builds(EnvoyBreakerConfig, consecutive_5xx=st.integers(1, 4), interval=st.sampled_from([0.25, 1.0]), base_ejection_time=durations,
+                  max_ejection_time=st.sampled_from([None, 4.0]), max_ejection_percent=st.just(100.0),
+                  enforcing_consecutive_5xx=st.sampled_from([100.0, 50.0])),
+        st.builds(EnvoyBreakerConfig, consecutive_5xx=st.integers(1, 4), interval=st.just(0.5), base_ejection_time=st.just(1.0),
+                  max_ejection_time=st.just(2.0), always_eject_one_host=st.just(True))),
 }
 
 # (gap to the next step in s, a new call? else the end of in-flight call number `pick`, its outcome)
@@ -58,6 +72,8 @@ def probe_cap(config) -> float:
         "pybreaker": math.inf,  # pybreaker lets every call through in HALF_OPEN
         "hystrix": 1,
         "polly": 1,
+        "litellm": 0,  # no HALF_OPEN at all
+        "envoy": 0,
     }[config.preset]
 
 
@@ -123,6 +139,16 @@ def check_history(config, breaker, end: float) -> None:
             assert waited > shortest or not strict, (i, waited, log)
         if tr.to_state is OPEN and tr.from_state is HALF_OPEN and config.preset == "resilience4j" and config.max_wait_duration_in_half_open_state:
             assert tr.t - log[i - 1].t <= config.max_wait_duration_in_half_open_state + 1e-9
+        if config.preset in ("litellm", "envoy"):
+            assert tr.to_state is not HALF_OPEN and tr.from_state is not HALF_OPEN, log
+            if tr.to_state is CLOSED:
+                waited = tr.t - log[i - 1].t
+                if config.preset == "litellm":
+                    assert waited == pytest.approx(config.cooldown_time, abs=1e-9), (i, log)
+                else:
+                    sweeps = tr.t / config.interval
+                    assert abs(sweeps - round(sweeps)) < 1e-9, (i, log)
+                    assert min(config.base_ejection_time, config.ejection_time_cap) - 1e-9 <= waited <= config.ejection_time_cap + config.interval + 1e-9, (i, log)
 
 
 @pytest.mark.parametrize("preset", CONFIGS)

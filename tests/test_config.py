@@ -10,7 +10,7 @@ from simrouter.config import builtin_names
 
 
 def test_builtins_load_and_round_trip():
-    assert set(builtin_names()) == {"baseline", "concurrent", "rate-limit-stress", "breaker-failure", "retry-storm", "llm-chat", "llm-tpm"}
+    assert set(builtin_names()) == {"baseline", "concurrent", "rate-limit-stress", "breaker-failure", "retry-storm", "llm-chat", "llm-tpm", "failover"}
     for name in builtin_names():
         scenario = load_scenario(name)
         assert scenario.name == name

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import simrouter
 from simrouter.config import BreakerConfig, HystrixBreakerConfig, PollyBreakerConfig, PybreakerBreakerConfig, Resilience4jBreakerConfig
+from simrouter.config.sections import EnvoyBreakerConfig, LiteLLMBreakerConfig
 from simrouter.outcomes import FAILURE, SUCCESS, TIMEOUT, VALIDATION
 from simrouter.policies import BreakerState, HedgePolicy, build_breaker
 from simrouter.policies.breakers import PRESETS
@@ -117,6 +118,11 @@ CONFIGS = {
                          count_timeouts=count_timeouts),
     "polly": st.builds(PollyBreakerConfig, failure_ratio=st.sampled_from([0.1, 0.5, 1.0]), minimum_throughput=st.integers(2, 5),
                        sampling_duration=st.sampled_from([0.5, 2.0]), break_duration=st.floats(0.5, 4.0), count_timeouts=count_timeouts),
+    # no half-open state: the property holds trivially; listed so that every preset is driven
+    "litellm": st.builds(LiteLLMBreakerConfig, allowed_fails=st.one_of(st.none(), st.integers(0, 3)), cooldown_time=durations,
+                         count_timeouts=count_timeouts),
+    "envoy": st.builds(EnvoyBreakerConfig, consecutive_5xx=st.integers(1, 4), interval=st.sampled_from([0.5, 1.0]), base_ejection_time=durations,
+                       max_ejection_percent=st.just(100.0), count_timeouts=count_timeouts),
 }
 assert set(CONFIGS) == set(PRESETS)  # every preset is covered
 
@@ -160,11 +166,11 @@ def test_a_half_open_breaker_with_nothing_outstanding_admits_a_probe(preset, dat
     drive(data.draw(CONFIGS[preset], label="config"), data.draw(STEPS, label="steps"))
 
 
-@pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"none", "polly"}))
+@pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"none", "polly", "litellm", "envoy"}))
 def test_the_property_is_exercised(preset):
     # Random streams against short waits reach "HALF_OPEN, nothing outstanding" often (Polly
     # never: any outcome or release of its single probe moves it; Hystrix only through an
-    # ignored timeout, hence count_timeouts = false).
+    # ignored timeout, hence count_timeouts = false; litellm and envoy have no HALF_OPEN).
     configs = {
         "default": BreakerConfig(failure_threshold=2, open_duration=0.5),
         "resilience4j": Resilience4jBreakerConfig(sliding_window_size=4, minimum_number_of_calls=2, wait_duration_in_open_state=0.5,

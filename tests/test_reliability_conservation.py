@@ -72,12 +72,13 @@ def assert_conserved(result) -> None:
         assert not w.max_requests or sent <= w.max_requests
 
     attempts = summary["attempts"]
-    assert attempts["total"] == sent + attempts["retries"] + attempts["hedges"] >= sent
+    assert attempts["total"] == sent + attempts["retries"] + attempts["hedges"] + attempts.get("fallbacks", 0) >= sent  # fallbacks: behind a gateway
     per_request = result.to_frame()["attempts"].to_numpy()
     assert per_request.sum() == attempts["total"]
     retry, hedge = scenario.router.retry, scenario.router.hedge
     if sent:
-        assert per_request.min() >= 1 and per_request.max() <= retry.max_attempts * (1 + hedge.max_hedges)
+        fallbacks = 1 + scenario.router.max_fallbacks if scenario.deployments else 1  # behind a gateway: fallback attempts per try
+        assert per_request.min() >= 1 and per_request.max() <= retry.max_attempts * (1 + hedge.max_hedges) * fallbacks
     if result.retries is not None:
         assert result.retries.max(initial=0) <= retry.max_attempts - 1
     else:

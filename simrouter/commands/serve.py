@@ -24,7 +24,7 @@ def _seconds(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help="run the reference router service (limiter, breaker, stand-in backend) over HTTP")
+    parser = subparsers.add_parser("serve", help="run the reference router service (limiter, breaker, stand-in backend; with [[deployments]]: a gateway over one per deployment) over HTTP")
     parser.add_argument("--config", default=None, metavar="SCENARIO", help="a scenario TOML file or built-in name (default: the embedded defaults)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set backend.capacity=8 (repeatable)"
@@ -63,8 +63,10 @@ async def _serve(scenario, args, token) -> None:
 
     from ..errors import ConfigError
     from ..live.loadgen import uses_client_policies
-    from ..live.service import RouterService, start_service
+    from ..live.service import router_service, start_service
 
+    if args.protocol == "openai" and scenario.deployments:
+        raise ConfigError("--protocol", "openai behind [[deployments]] is not supported yet; use --protocol simrouter (POST /submit)")
     if args.protocol == "openai":  # the same policies behind OpenAI-compatible endpoints
         from ..live.openai_service import OpenAIService
 
@@ -75,7 +77,8 @@ async def _serve(scenario, args, token) -> None:
             from ..proxy.upstream import upstream_factory
 
             factory = upstream_factory(args.upstream)
-        service = RouterService(scenario, seed=args.seed, admin_token=token, header_timeout=args.header_timeout, backend_factory=factory)
+        # With [[deployments]]: the gateway over one stand-in per deployment (live.gateway_service).
+        service = router_service(scenario, seed=args.seed, admin_token=token, header_timeout=args.header_timeout, backend_factory=factory)
     try:
         runner, url = await start_service(service, args.host, args.port)
     except OSError as exc:

@@ -99,12 +99,23 @@ def _one_of_at(root: type, section: list[str]) -> OneOf | None:
     """The ``OneOf`` of the ``root`` section at this path, if it is one."""
     hint: Any = root
     for part in section:
+        if typing.get_origin(hint) is list and part.isdigit():  # an item of a list section (deployments.1)
+            hint = typing.get_args(hint)[0]
+            continue
         if not dataclasses.is_dataclass(hint):
             return None
-        hint = typing.get_type_hints(hint, include_extras=True).get(part)
+        hint = _unwrap_optional(typing.get_type_hints(hint, include_extras=True).get(part))
     if typing.get_origin(hint) is Annotated:
         return next((meta for meta in hint.__metadata__ if isinstance(meta, OneOf)), None)
     return None
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    """``X | None`` -> ``X`` (a section that may be unset); anything else as it is."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint):
+        rest = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return rest[0] if len(rest) == 1 else hint
+    return hint
 
 
 def _sets_one_of_tag(root: type, path: list[str]) -> bool:

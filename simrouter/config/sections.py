@@ -285,6 +285,63 @@ class PollyBreakerConfig:
     count_timeouts: bool = True
 
 
+@dataclass(frozen=True)
+class LiteLLMBreakerConfig:
+    """``preset = "litellm"``: LiteLLM Router's deployment cooldowns and their
+    defaults (``policies.breakers.litellm``), durations in seconds. Unset
+    ``allowed_fails`` (LiteLLM's default 3, which its Router treats as unset):
+    a 429 cools the deployment down at once and so does a failure rate above
+    ``failure_threshold_percent`` among the current minute's requests once
+    ``failure_threshold_minimum_requests`` were seen (both only when the
+    deployment has siblings), or 100 % of them once
+    ``single_deployment_traffic_failure_threshold`` were seen. Set: the
+    (allowed_fails + 1)-th failure within ``cooldown_time`` of the first cools it
+    down, nothing else does. A cooldown lasts ``cooldown_time``. ``count_timeouts``:
+    router timeouts are failures (LiteLLM's 408 cools down); false ignores them."""
+
+    preset: Literal["litellm"] = "litellm"
+    allowed_fails: int | None = _opt(None, ge=0)
+    cooldown_time: float = _opt(5.0, gt=0)
+    failure_threshold_percent: float = _opt(0.5, ge=0, le=1)
+    failure_threshold_minimum_requests: int = _opt(5, ge=1)
+    single_deployment_traffic_failure_threshold: int = _opt(1000, ge=1)
+    count_timeouts: bool = True
+
+
+@dataclass(frozen=True)
+class EnvoyBreakerConfig:
+    """``preset = "envoy"``: Envoy's outlier detection (consecutive 5xx) with its
+    OutlierDetection defaults, durations in seconds (``policies.breakers.envoy``).
+    ``consecutive_5xx`` failures in a row eject the host if at most
+    ``max_ejection_percent`` of the gateway's deployments are ejected after it (or
+    none is yet, with ``always_eject_one_host``), with probability
+    ``enforcing_consecutive_5xx`` %; it returns at the first ``interval`` sweep
+    ``min(base_ejection_time x multiplier, max_ejection_time)`` after. ``count_timeouts``:
+    router timeouts are 5xx (Envoy maps a timeout to 504); false ignores them."""
+
+    preset: Literal["envoy"] = "envoy"
+    consecutive_5xx: int = _opt(5, ge=1)
+    interval: float = _opt(10.0, gt=0)
+    base_ejection_time: float = _opt(30.0, gt=0)
+    max_ejection_time: float | None = _opt(None, gt=0)  # unset: max(300 s, base_ejection_time), as Envoy
+    max_ejection_percent: float = _opt(10.0, ge=0, le=100)
+    always_eject_one_host: bool = False
+    enforcing_consecutive_5xx: float = _opt(100.0, ge=0, le=100)
+    count_timeouts: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_ejection_time is not None and self.max_ejection_time < self.base_ejection_time:
+            raise ConfigError(
+                "breaker.max_ejection_time",
+                f"must be >= breaker.base_ejection_time ({self.base_ejection_time} s), as Envoy requires; got {self.max_ejection_time}",
+            )
+
+    @property
+    def ejection_time_cap(self) -> float:
+        """Envoy's max_ejection_time: the value given, else max(300 s, base_ejection_time)."""
+        return self.max_ejection_time if self.max_ejection_time is not None else max(300.0, self.base_ejection_time)
+
+
 BREAKER_PRESETS: dict[str, type] = {
     "none": BreakerConfig,
     "default": BreakerConfig,
@@ -292,9 +349,12 @@ BREAKER_PRESETS: dict[str, type] = {
     "pybreaker": PybreakerBreakerConfig,
     "hystrix": HystrixBreakerConfig,
     "polly": PollyBreakerConfig,
+    "litellm": LiteLLMBreakerConfig,
+    "envoy": EnvoyBreakerConfig,
 }
 BreakerSettings = Annotated[
-    BreakerConfig | Resilience4jBreakerConfig | PybreakerBreakerConfig | HystrixBreakerConfig | PollyBreakerConfig,
+    BreakerConfig | Resilience4jBreakerConfig | PybreakerBreakerConfig | HystrixBreakerConfig | PollyBreakerConfig
+    | LiteLLMBreakerConfig | EnvoyBreakerConfig,
     OneOf("preset", BREAKER_PRESETS, "default"),
 ]
 
@@ -421,14 +481,32 @@ class HedgeConfig:
     cancel_loser: bool = True
 
 
+# ``router.routing``: how a gateway picks among its deployments (simrouter.policies.routing).
+ROUTING_CHOICES = ("round-robin", "simple-shuffle", "least-busy", "latency-based", "usage-based", "power-of-two")
+# ``router.fallback_on``: the attempt kinds that send a fallback to another deployment
+# ("failures" includes queue_full: a deployment that refuses the call).
+FALLBACK_KINDS = ("breaker_rejected", "rate_limited", "failures", "timeouts")
+
+
 @dataclass(frozen=True)
 class RouterConfig:
     """The router's own settings: ``timeout`` s per attempt (``inf``: none), and
-    the client policies ``retry`` and ``hedge``."""
+    the client policies ``retry`` and ``hedge``.
+
+    With ``[[deployments]]`` (a gateway, docs/gateway.md): ``routing`` picks the
+    deployment of each attempt (LiteLLM's default is ``simple-shuffle``, weighted
+    random); an attempt answered with a kind in ``fallback_on`` is followed at
+    once by a fallback attempt to a deployment this request has not tried, at
+    most ``max_fallbacks`` per try; ``latency_ttl`` s is how long a latency
+    sample counts for ``latency-based`` routing. Without deployments they are unused."""
 
     timeout: float = _opt(5.0, gt=0)
     retry: RetryConfig = _opt(RetryConfig())
     hedge: HedgeConfig = _opt(HedgeConfig())
+    routing: Literal["round-robin", "simple-shuffle", "least-busy", "latency-based", "usage-based", "power-of-two"] = "simple-shuffle"
+    max_fallbacks: int = _opt(2, ge=0)
+    fallback_on: list[Literal["breaker_rejected", "rate_limited", "failures", "timeouts"]] = field(default_factory=lambda: list(FALLBACK_KINDS))
+    latency_ttl: float = _opt(60.0, gt=0)
 
 
 @dataclass(frozen=True)
@@ -471,6 +549,86 @@ class FaultWindow:
             self.error_rate == 0 and self.latency_factor == 1 and self.added_latency == 0 and self.per_chunk_latency == 0
             and self.hang_rate == 0 and self.reset_rate == 0 and self.cut_stream_rate == 0
         )
+
+
+def _partial(cls: type, doc: str, nested: dict[str, type] | None = None) -> type:
+    """A copy of config class ``cls`` whose every field is optional and unset
+    (None) by default, with the same types and ranges: the keys a user wrote, to
+    be laid over a full ``cls`` (``overlay``). ``nested``: fields whose section is
+    itself partial (``backend.failures``)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = []
+    for spec in dataclasses.fields(cls):
+        hint = (nested or {}).get(spec.name) or hints[spec.name]
+        meta = {key: value for key, value in spec.metadata.items() if key != "required"}
+        fields.append((spec.name, typing.Optional[hint], field(default=None, metadata=meta)))
+    partial = dataclasses.make_dataclass(f"Partial{cls.__name__}", fields, frozen=True)
+    partial.__module__ = __name__
+    partial.__doc__ = doc
+    return partial
+
+
+PartialFailures = _partial(Failures, "A deployment's ``backend.failures`` keys; unset ones come from the top-level ``[backend.failures]``.")
+PartialBackend = _partial(
+    BackendConfig,
+    "A deployment's ``backend`` table: any ``[backend]`` keys; the unset ones come from the top-level ``[backend]``.",
+    nested={"failures": PartialFailures},
+)
+
+
+def overlay(base: Any, partial: Any) -> Any:
+    """``base`` (a full config object) with the keys set in ``partial`` replacing its
+    own (nested partial sections laid over their own section); re-validated."""
+    changes = {}
+    for spec in dataclasses.fields(partial):
+        value = getattr(partial, spec.name)
+        if value is None:
+            continue
+        if dataclasses.is_dataclass(value) and type(value).__name__.startswith("Partial"):
+            value = overlay(getattr(base, spec.name), value)
+        changes[spec.name] = value
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+@dataclass(frozen=True)
+class DeploymentLimiterConfig(LimiterConfig):
+    """A deployment's own quota (LiteLLM's per-deployment rpm / tpm): any
+    ``[limiter]`` algorithm and keys, ``scope = "global"`` by default (one quota
+    for the whole deployment); rpm as ``rate``, tpm as ``tokens_per_minute``."""
+
+    scope: Literal["per_user", "global"] = "global"
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """``[[deployments]]``: one deployment behind the gateway (docs/gateway.md).
+
+    ``name`` (required, unique); ``weight`` for the weighted strategies;
+    ``backend``: any ``[backend]`` keys, the unset ones from the top-level
+    ``[backend]`` (``backend_of``); ``limiter``: the deployment's own quota
+    (unset: none); ``breaker``: its own breaker (unset: the top-level
+    ``[breaker]``, one instance per deployment); ``faults``: windows of this
+    deployment only, applied IN ADDITION to the top-level ``faults`` (which hit
+    every deployment)."""
+
+    name: str = _opt("", required=True)
+    weight: float = _opt(1.0, gt=0)
+    backend: PartialBackend = _opt(PartialBackend())  # type: ignore[valid-type]
+    limiter: DeploymentLimiterConfig | None = None
+    breaker: BreakerSettings | None = None
+    faults: list[FaultWindow] = _opt(list)
+
+    def backend_of(self, base: BackendConfig) -> BackendConfig:
+        """This deployment's backend: the top-level ``base`` with its own keys laid over."""
+        return overlay(base, self.backend)
+
+    def breaker_of(self, base: Any) -> Any:
+        """This deployment's breaker config: its own, else the top-level one."""
+        return self.breaker if self.breaker is not None else base
+
+    def faults_of(self, base: list[FaultWindow]) -> list[FaultWindow]:
+        """The fault windows this deployment sees: the top-level ones and its own."""
+        return [*base, *self.faults]
 
 
 @dataclass(frozen=True)
@@ -564,6 +722,7 @@ class Scenario:
     backend: BackendConfig = _opt(BackendConfig())
     router: RouterConfig = _opt(RouterConfig())
     faults: list[FaultWindow] = _opt(list)
+    deployments: list[DeploymentConfig] = _opt(list)  # none: the single [backend]
     targets: Targets = _opt(Targets())
     metrics: MetricsConfig = _opt(MetricsConfig())
     request: RequestConfig = _opt(RequestConfig())
@@ -623,19 +782,59 @@ def _check_consistency(s: Scenario) -> None:
     if f.processing + f.timeout + f.validation > 1:
         raise ConfigError("backend.failures", "processing + timeout + validation must add up to at most 1")
     _check_llm(s)
-    previous_end, previous_index = -1.0, None
-    for fault in sorted(range(len(s.faults)), key=lambda k: s.faults[k].start):
-        window = s.faults[fault]
+    _check_faults([(f"faults.{i}", window) for i, window in enumerate(s.faults)])
+    _check_deployments(s)
+
+
+def _check_faults(windows: list[tuple[str, FaultWindow]]) -> None:
+    """Each window is a real interval that changes something, and none overlaps
+    another (``windows``: (field name, window), all seen by one backend)."""
+    previous_end, previous_name = -1.0, None
+    for name, window in sorted(windows, key=lambda item: item[1].start):
         if window.end <= window.start:
-            raise ConfigError(f"faults.{fault}.end", f"must be after start ({window.start}), got {window.end}")
+            raise ConfigError(f"{name}.end", f"must be after start ({window.start}), got {window.end}")
         if window.is_noop:
             raise ConfigError(
-                f"faults.{fault}",
+                name,
                 "a fault window needs error_rate, hang_rate, reset_rate or cut_stream_rate > 0, latency_factor != 1, or added_latency / per_chunk_latency > 0",
             )
         if window.start < previous_end:
-            raise ConfigError(f"faults.{fault}.start", f"overlaps fault window {previous_index}; fault windows must not overlap")
-        previous_end, previous_index = window.end, fault
+            what = f"fault window {previous_name.partition('.')[2]}" if previous_name.startswith("faults.") else previous_name
+            raise ConfigError(f"{name}.start", f"overlaps {what}; fault windows must not overlap (a deployment's own faults add to the top-level ones)")
+        previous_end, previous_name = window.end, name
+
+
+def _check_deployments(s: Scenario) -> None:
+    """Names unique and non-empty; each deployment's effective backend, limiter and
+    fault windows consistent (errors name ``deployments.N.field``)."""
+    seen: dict[str, int] = {}
+    for i, deployment in enumerate(s.deployments):
+        where = f"deployments.{i}"
+        if not deployment.name.strip():
+            raise ConfigError(f"{where}.name", "must be a non-empty name (it labels the deployment's figures)")
+        if deployment.name in seen:
+            raise ConfigError(f"{where}.name", f"{deployment.name!r} is already the name of deployments.{seen[deployment.name]}; names must be unique")
+        seen[deployment.name] = i
+        try:
+            backend = deployment.backend_of(s.backend)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc.field}", exc.message) from None
+        if backend.is_llm or s.backend.is_llm:
+            raise ConfigError(
+                "backend.model" if s.backend.is_llm else f"{where}.backend.model",
+                'backend.model = "llm" behind [[deployments]] is not supported yet; use the delay backend ("delay") for gateway scenarios',
+            )
+        for name in ("max_num_seqs", "max_num_batched_tokens", "step_time", "kv_cache_tokens"):
+            if getattr(backend, name) is not None:
+                raise ConfigError(f"{where}.backend.{name}", 'only the LLM backend uses it (backend.model = "llm")')
+        f = backend.failures
+        if f.processing + f.timeout + f.validation > 1:
+            raise ConfigError(f"{where}.backend.failures", "processing + timeout + validation must add up to at most 1")
+        if deployment.backend.failures is not None and deployment.backend.failures.validation is not None:
+            raise ConfigError(f"{where}.backend.failures.validation", "validation is drawn once per logical request at the router: set it in the top-level [backend.failures]")
+        if deployment.limiter is not None and deployment.limiter.tokens_per_minute is not None:
+            raise ConfigError(f"{where}.limiter.tokens_per_minute", 'a token limit needs backend.model = "llm" (requests carry tokens only there)')
+        _check_faults([*((f"faults.{j}", w) for j, w in enumerate(s.faults)), *((f"{where}.faults.{j}", w) for j, w in enumerate(deployment.faults))])
 
 
 def _check_open_volume(s: Scenario) -> None:

@@ -7,7 +7,8 @@ It mirrors the simulated backend (``simrouter.sim.backend``) on an asyncio loop:
   (``submit`` returns None: the router answers ``queue_full``). ``0``: no queue.
 * What happens once service starts is the simulation's own ``ServiceModel``
   (``simrouter.sim.backend``), fed by the simulation's random streams for the
-  same seed: service time from ``backend.latency``, ``FAILURE`` with probability
+  same seed (behind a gateway, the deployment's own streams: ``stream_index``
+  is the deployment's index, as ``simrouter.sim`` keys them): service time from ``backend.latency``, ``FAILURE`` with probability
   ``failures.processing``, a hang of ``hang_time`` s ending as ``TIMEOUT`` with
   probability ``failures.timeout``, and fault windows (times on the service's
   clock) judged at service start.
@@ -42,14 +43,16 @@ def uniform(rng: np.random.Generator, size: int) -> np.ndarray:
 class StandInBackend(SlottedBackend):
     """Capacity slots, a bounded FIFO queue (``live.slots``), and the simulation's ``ServiceModel``."""
 
-    def __init__(self, config, seed: int, clock: Callable[[], float], loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(
+        self, config, seed: int, clock: Callable[[], float], loop: asyncio.AbstractEventLoop | None = None, stream_index: tuple[int, ...] = ()
+    ):
         super().__init__(config, clock, loop)
         self._config = config
-        # The simulation's streams for the same seed: common random numbers with `simulate`.
+        # The simulation's streams for the same seed (and deployment): common random numbers with `simulate`.
         self._streams = (
-            VariateStream(config.latency.sample, streams.stream(seed, 0, streams.LATENCY)),
-            VariateStream(uniform, streams.stream(seed, 0, streams.BACKEND_OUTCOME)),
-            VariateStream(uniform, streams.stream(seed, 0, streams.FAULT_OUTCOME)),
+            VariateStream(config.latency.sample, streams.stream(seed, 0, streams.LATENCY, *stream_index)),
+            VariateStream(uniform, streams.stream(seed, 0, streams.BACKEND_OUTCOME, *stream_index)),
+            VariateStream(uniform, streams.stream(seed, 0, streams.FAULT_OUTCOME, *stream_index)),
         )
         self._faults: list = []
         self._model = ServiceModel(config, [], *self._streams)

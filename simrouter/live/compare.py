@@ -42,6 +42,15 @@ How the verdict is reached (``comparison_rows``):
   that never recovered gets "yes" if some replication did not either, else
   "no"; a live run that recovered gets "no" if no replication did, else the
   interval verdict over the replications that recovered.
+* **Behind a gateway** (``[[deployments]]``): the rows add each deployment's
+  ``deployments.NAME.share`` (of the routed attempts) and, for each deployment
+  that sees a fault window (its own or a top-level one),
+  ``deployments.NAME.breaker.recovery_s``, judged as the rows above (never
+  recovered included); the run-wide breaker rows are left out (its figures are
+  the deployments'). The live figures come from the target's ``/metrics``
+  ``deployments`` section (``with_target_deployments``: simrouter's serve
+  counts each attempt), so they describe every request of the run, without a
+  warm-up cut.
 * **One percentile definition**: the simulation's latency percentiles are
   numpy's linear interpolation over the run's latencies. The live summary's
   are HdrHistogram's (nearest rank, 3 significant digits: at n = 20 the two
@@ -100,6 +109,7 @@ ADJUSTMENTS = ("bonferroni", "none")
 WIDE = 0.5  # an interval whose half-width exceeds this share of the mean tells nothing
 SCALE_FLOOR = {"fraction": 0.01, "count": 1.0}  # ... of max(mean, floor) for rates and counts
 RECOVERY = "breaker.recovery_s"
+DEPLOYMENTS = "deployments"  # rows deployments.NAME.share and deployments.NAME.breaker.recovery_s
 # The router's breaker seen from outside through simrouter proxy (simrouter.live.observed_breaker),
 # next to the simulated breaker's recovery.
 OBSERVED_RECOVERY = "breaker.observed_recovery_s"
@@ -107,10 +117,42 @@ OBSERVED_SOURCE = "live.faults.observed_breaker.observed_recovery_s"
 
 
 def _get(summary: dict, dotted: str):
+    """The number at ``dotted`` in ``summary`` (None if absent); ``deployments.NAME.rest``
+    is ``rest`` in the ``deployments`` entry named NAME (a name may contain dots)."""
     value = summary
-    for key in dotted.split("."):
+    if dotted.startswith(DEPLOYMENTS + ".") and isinstance(summary, dict):
+        value, dotted = _deployment_entry(summary, dotted[len(DEPLOYMENTS) + 1 :])
+    for key in dotted.split(".") if dotted else ():
         value = value.get(key) if isinstance(value, dict) else None
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _deployment_entry(summary: dict, rest: str) -> tuple[dict | None, str]:
+    """(the ``deployments`` entry whose name ``rest`` starts with, the key after it)."""
+    entries = [d for d in summary.get(DEPLOYMENTS) or [] if isinstance(d, dict) and isinstance(d.get("name"), str)]
+    for entry in sorted(entries, key=lambda d: -len(d["name"])):  # the longest name that fits
+        if rest.startswith(entry["name"] + "."):
+            return entry, rest[len(entry["name"]) + 1 :]
+    return None, ""
+
+
+def deployment_metrics(scenario: Scenario) -> list[tuple[str, str]]:
+    """Behind a gateway: each deployment's share of the routed attempts, and the
+    recovery of the breaker of each deployment that sees a fault window."""
+    rows = []
+    for deployment in scenario.deployments:
+        rows.append((f"{DEPLOYMENTS}.{deployment.name}.share", "fraction"))
+        if deployment.faults_of(scenario.faults):
+            rows.append((f"{DEPLOYMENTS}.{deployment.name}.{RECOVERY}", "s"))
+    return rows
+
+
+def with_target_deployments(live: dict, target_metrics: dict | None) -> dict:
+    """The live summary with the target's ``deployments`` and ``fallbacks`` (simrouter's
+    serve with ``[[deployments]]`` reports them in its /metrics) when it has none itself."""
+    if DEPLOYMENTS in live or not target_metrics or not isinstance(target_metrics.get(DEPLOYMENTS), list):
+        return live
+    return {**live, DEPLOYMENTS: target_metrics[DEPLOYMENTS], "fallbacks": target_metrics.get("fallbacks")}
 
 
 @dataclass(frozen=True)
@@ -164,6 +206,12 @@ def live_standard_error(key: str, unit: str, value: float | None, live: dict, la
         rank, spread = q * (n - 1), math.sqrt(n * q * (1 - q))  # +/- one standard deviation of the rank
         low, high = latencies_ms[max(0, math.floor(rank - spread))], latencies_ms[min(n - 1, math.ceil(rank + spread))]
         return float(high - low) / 2
+    if key.startswith(DEPLOYMENTS + ".") and key.endswith(".share"):  # a share of the routed attempts
+        routed = sum((d.get("requests") or {}).get("sent") or 0 for d in live.get(DEPLOYMENTS) or [] if isinstance(d, dict))
+        if routed:
+            p = (value * routed + 0.5) / (routed + 1)
+            return math.sqrt(p * (1 - p) / routed)
+        return 0.0
     if key == "throughput.rps":
         window = (live.get("throughput") or {}).get("window_s") or 0.0
         return math.sqrt(max(value * window, 1.0)) / window if window > 0 else 0.0
@@ -176,13 +224,16 @@ def live_standard_error(key: str, unit: str, value: float | None, live: dict, la
 
 
 def compared_metrics(scenario: Scenario, summaries: list[dict], live: dict) -> list[tuple[str, str]]:
-    """The base metrics, each error kind either side saw, and the breaker's when faults are injected."""
+    """The base metrics, each error kind either side saw, and the breaker's when faults are
+    injected (behind a gateway: each deployment's share and its breaker's recovery instead)."""
     metrics = list(BASE_METRICS)
     for name in KIND_NAMES[1:]:
         key = f"error_rates.{name}"
         if any(_get(s, key) for s in summaries) or _get(live, key):
             metrics.append((key, "fraction"))
-    if scenario.faults:
+    if scenario.deployments:
+        metrics += deployment_metrics(scenario)
+    elif scenario.faults:
         metrics += [("breaker.trips", "count"), (RECOVERY, "s")]
         if _observed(live) is not None:
             metrics.append((OBSERVED_RECOVERY, "s"))
@@ -212,7 +263,12 @@ def _verdict(inside: bool | None, pi, mean: float | None, unit: str) -> str | No
     return "inconclusive" if half > WIDE * scale or (scale == 0 and half > 0) else "yes"
 
 
-def _not_recovered(summary: dict | None) -> bool:
+def _not_recovered(summary: dict | None, key: str = RECOVERY) -> bool:
+    """Whether the breaker of the row ``key`` (the run's, or a deployment's) never recovered."""
+    if not summary:
+        return False
+    if key.startswith(DEPLOYMENTS + "."):
+        summary, _ = _deployment_entry(summary, key[len(DEPLOYMENTS) + 1 :])
     return bool(summary) and (summary.get("breaker") or {}).get("recovered") is False
 
 
@@ -257,9 +313,10 @@ def comparison_rows(
         inside = None if shown_pi is None or live_value is None else bool(shown_pi[0] <= live_value <= shown_pi[1])
         verdict = None if pi is None else _verdict(inside, pi, mean, unit)
         not_recovered = live_not_recovered = None
-        if key in (RECOVERY, OBSERVED_RECOVERY):
-            not_recovered = sum(1 for s in summaries if _not_recovered(s))
-            live_not_recovered = _not_recovered(live) if key == RECOVERY else live_value is None
+        if key in (RECOVERY, OBSERVED_RECOVERY) or key.endswith("." + RECOVERY):
+            recovery_key = RECOVERY if key == OBSERVED_RECOVERY else key
+            not_recovered = sum(1 for s in summaries if _not_recovered(s, recovery_key))
+            live_not_recovered = _not_recovered(live, key) if key != OBSERVED_RECOVERY else live_value is None
             if live_not_recovered:
                 verdict = "yes" if not_recovered else "no"
             elif live_value is not None and not_recovered and not_recovered == len(summaries):
@@ -430,7 +487,8 @@ def compare(
             "backend.tpot is not simulated yet: the simulated latency is the backend's service time (backend.latency) while the live one "
             "includes streaming every output token; compare ttft_ms with backend.ttft, or fit both with simrouter calibrate"
         )
-    rows = comparison_rows(scenario, summaries, live.summary, paired, level, live.latencies(), adjust)
+    live_summary = with_target_deployments(live.summary, live.target_metrics)
+    rows = comparison_rows(scenario, summaries, live_summary, paired, level, live.latencies(), adjust)
     return LiveComparison(scenario, seed, len(summaries), level, target, rows, live, summaries, adjust)
 
 
@@ -457,6 +515,9 @@ def render_table(comparison: LiveComparison):
 
     def _label(metric, unit):
         name = metric.rsplit(".", 1)[-1].replace("_", " ")
+        if metric.startswith(DEPLOYMENTS + "."):  # "west share", "west recovery s (s)"
+            deployment = next((d.name for d in comparison.scenario.deployments if metric.startswith(f"{DEPLOYMENTS}.{d.name}.")), "")
+            name = f"{deployment} {name}"
         return f"{name} ({unit})" if unit in ("ms", "s", "req/s") else name
 
     for r in comparison.rows:

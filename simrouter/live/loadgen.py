@@ -71,7 +71,9 @@ gives its answer, or a transport kind (refused, reset, hung, garbage).
 
 Fault injection: the scenario's ``[[faults]]`` are POSTed to
 ``{target}/admin/faults`` at the start of the run, with times relative to then
-(the service keeps them on its own clock), with ``LiveOptions.admin_token`` only
+(the service keeps them on its own clock; behind ``[[deployments]]`` each
+deployment's own ``faults`` go in the same post with ``"deployment": NAME``,
+``fault_windows``), with ``LiveOptions.admin_token`` only
 when one is given (the CLI gives ``$SIMROUTER_ADMIN_TOKEN`` only to a target named
 as simrouter's own, ``--target-is-serve``). The breaker's transitions are read
 back from ``{target}/metrics`` at the end and put on the generator's clock.
@@ -208,7 +210,7 @@ class LoadGenerator:
         self.cut_short = False
         self.interrupted_by: str | None = None  # the signal that cut the run short
         self.notes: list[str] = []
-        self.fault_injection: dict = {"requested": len(scenario.faults), "injected": False}
+        self.fault_injection: dict = {"requested": len(fault_windows(scenario)), "injected": False}
         self._stopping = False
         self._in_flight: set[asyncio.Task] = set()
         self._wake = threading.Event()  # set by stop(): the arrival thread stops waiting
@@ -655,14 +657,14 @@ class LoadGenerator:
         return {"Authorization": f"Bearer {token}"} if token else self._basic_headers()
 
     async def _inject_faults(self, session: aiohttp.ClientSession) -> None:
-        faults = self.scenario.faults
+        faults = fault_windows(self.scenario)
         if not faults or not self.options.inject_faults:
             if faults:
                 self.notes.append("fault injection disabled: the scenario's [[faults]] were not sent")
             return
         if not self.options.admin_token and not self.options.target_is_serve and os.environ.get(TOKEN_ENV):
             self.notes.append(f"${TOKEN_ENV} was not sent to {self.display_target}: pass --admin-token, or --target-is-serve for simrouter's own serve")
-        body = {"faults": [dataclasses.asdict(f) for f in faults]}
+        body = {"faults": faults}
         wait = aiohttp.ClientTimeout(total=min(5.0, self.options.timeout_for(self.scenario)))
         try:
             async with session.post((self.options.fault_proxy or self._base) + "/admin/faults", json=body, headers=self._admin_headers(), timeout=wait) as response:
@@ -696,6 +698,16 @@ class LoadGenerator:
             return None
         data["clock_offset_s"] = (before + after) / 2 - uptime
         return data
+
+
+def fault_windows(scenario: Scenario) -> list[dict]:
+    """The windows ``/admin/faults`` gets for ``scenario``: the top-level ``[[faults]]``
+    (every deployment), then each deployment's own with ``"deployment": NAME``; one
+    post, so all are relative to the same moment."""
+    windows = [dataclasses.asdict(f) for f in scenario.faults]
+    for deployment in scenario.deployments:
+        windows += [{**dataclasses.asdict(f), "deployment": deployment.name} for f in deployment.faults]
+    return windows
 
 
 def uses_client_policies(scenario: Scenario) -> bool:

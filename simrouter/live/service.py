@@ -72,6 +72,13 @@ naming the field);
 ``DELETE /admin/faults`` ends them now. ``POST /admin/reset`` starts fresh metrics
 and policies. The scenario's own ``[[faults]]`` are not applied by the service:
 faults come from the admin endpoint (``simrouter live`` sends them).
+
+With ``[[deployments]]`` (``router_service`` picks it) the service is a gateway,
+``simrouter.live.gateway_service.GatewayService``: the same front end, with
+attempts routed over several stand-in deployments and fallbacks; its answers
+also carry ``X-Simrouter-Deployment`` and ``X-Simrouter-Attempts``, its
+``/metrics`` a ``deployments`` section, and an admin fault window may name one
+``deployment`` (here, without deployments, such a window is a 422).
 """
 
 from __future__ import annotations
@@ -115,6 +122,8 @@ ANONYMOUS = "anonymous"  # the key of a request that names no user
 _DIGITS = re.compile(r"-?[0-9]{1,20}")
 REASON_HEADER = "X-Simrouter-Reason"
 OUTCOME_HEADER = "X-Simrouter-Outcome"
+DEPLOYMENT_HEADER = "X-Simrouter-Deployment"  # behind a gateway: the deployment that gave the final answer
+ATTEMPTS_HEADER = "X-Simrouter-Attempts"  # behind a gateway: attempts made (fallbacks included)
 STATUS = {
     SUCCESS: 200,
     RATE_LIMITED: 429,
@@ -150,11 +159,15 @@ def user_key(value, field: str = "user") -> int:
 @dataclass(frozen=True)
 class Answer:
     """What ``RouterService.handle`` did with one request: the outcome code
-    (``simrouter.outcomes``), and when it arrived and was answered (service clock, s)."""
+    (``simrouter.outcomes``), and when it arrived and was answered (service clock, s).
+    Behind a gateway (``simrouter.live.gateway_service``): ``deployment``, the name of the
+    deployment whose attempt gave the answer (None: none did), and ``attempts``."""
 
     kind: int
     sent: float
     done: float
+    deployment: str | None = None
+    attempts: int = 1
 
     @property
     def status(self) -> int:
@@ -197,6 +210,7 @@ class RouterService:
         self._started = time.monotonic()
         self._canned = {kind: _canned(kind) for kind in STATUS}
         self._backend: StandInBackend | None = None
+        self.gateway = None  # the policies.gateway.Gateway behind [[deployments]] (GatewayService)
         self._reset_policies()
 
     # -- clock and state
@@ -277,6 +291,10 @@ class RouterService:
             return web.json_response({"outcome": KIND_NAMES[VALIDATION], "error": key.reason}, status=status, headers={OUTCOME_HEADER: headers[OUTCOME_HEADER]})
         answer = await self.handle(key, sent)
         status, body, headers = self._canned[answer.kind]
+        if self.gateway is not None:
+            headers = {**headers, ATTEMPTS_HEADER: str(answer.attempts)}
+            if answer.deployment is not None:
+                headers[DEPLOYMENT_HEADER] = answer.deployment
         return web.Response(status=status, body=body, headers=headers)
 
     async def handle(self, key, sent: float | None = None) -> Answer:
@@ -312,7 +330,7 @@ class RouterService:
             chain.queue_full(ticket)
             return self._answer(QUEUE_FULL, sent, now)
         timeout = self.scenario.router.timeout
-        timer = loop.call_later(timeout, _expire, future) if math.isfinite(timeout) else None
+        timer = loop.call_later(timeout, expire, future) if math.isfinite(timeout) else None
         try:
             outcome = await future
         finally:
@@ -354,7 +372,7 @@ class RouterService:
         if hasattr(self.breaker, "advance"):
             self.breaker.advance(now)  # apply a timer-driven transition that is due
         warmup = self._epoch_offset
-        scenario = dataclasses.replace(self.scenario, warmup=warmup, duration=max(now, warmup + 1e-9), faults=list(self.fault_history))
+        scenario = dataclasses.replace(self._scenario_now(), warmup=warmup, duration=max(now, warmup + 1e-9))
         counts = recorder.kind_counts()
         sent = recorder.sent
         latency_ms = recorder.latency_stats()
@@ -395,11 +413,28 @@ class RouterService:
             # Busy time counts since the reset: utilisation over the same span.
             "backend": {"capacity": capacity, "utilization": utilization, "utilization_whole_run": utilization},
         }
+        self._add_sections(summary, now)
         summary["diagnosis"] = diagnose(summary, scenario)  # simrouter.diagnosis (no per-call window kept here)
         summary["breaker"]["recommendation"] = breaker_recommendation(summary, scenario)
-        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, bool(scenario.faults))]
+        has_faults = bool(scenario.faults) or any(d.faults for d in scenario.deployments)
+        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, scenario.targets, has_faults)]
         summary["config"] = scenario.to_dict()
         return summary
+
+    def _scenario_now(self) -> Scenario:
+        """The scenario with the fault windows injected so far (service clock) in place of its own."""
+        return dataclasses.replace(self.scenario, faults=list(self.fault_history))
+
+    def _add_sections(self, summary: dict, now: float) -> None:
+        """What a subclass adds to ``summary`` before the diagnosis and targets read it (a gateway's deployments)."""
+
+    def breaker_gauges(self) -> tuple[BreakerState, int]:
+        """(state, trips) of the router's breaker now (Prometheus)."""
+        return self.breaker.state, sum(1 for tr in self.breaker.transitions if tr.to_state is BreakerState.OPEN)
+
+    def deployment_gauges(self) -> list[dict]:
+        """Per deployment behind a gateway, for Prometheus (none here: ``GatewayService``)."""
+        return []
 
     def arrival_range(self) -> tuple[float | None, float | None]:
         """(first, last) arrival of a measured request on the service clock (None: none yet)."""
@@ -414,7 +449,7 @@ class RouterService:
             "reset_at_s": self._epoch_offset,
             "busy": backend.busy if backend else 0,
             "queued": backend.queued if backend else 0,
-            "faults": [dataclasses.asdict(f) for f in self.fault_history],
+            "faults": self.fault_windows(),
             "first_arrival_s": first,
             "last_arrival_s": last,
             "limiter_keys": len(self.limiter) if hasattr(self.limiter, "__len__") else None,
@@ -476,10 +511,20 @@ class RouterService:
             added = self.add_faults(windows)
         except ConfigError as exc:
             return _error(422, str(exc))
-        return web.json_response({"added": [dataclasses.asdict(f) for f in added], "now_s": self.now()})
+        rows = [dataclasses.asdict(f) for f in added]
+        for row, window in zip(rows, windows):  # windows come back in the order given
+            if isinstance(window, dict) and "deployment" in window:
+                row["deployment"] = window["deployment"]
+        return web.json_response({"added": rows, "now_s": self.now()})
+
+    def fault_windows(self) -> list[dict]:
+        """Every window injected so far (service clock), as ``[[faults]]`` fields."""
+        return [dataclasses.asdict(f) for f in self.fault_history]
 
     def add_faults(self, windows: list[dict]) -> list[FaultWindow]:
         """Add fault windows given relative to now; ConfigError if invalid or overlapping."""
+        if isinstance(windows, list) and any(isinstance(w, dict) and "deployment" in w for w in windows):
+            raise ConfigError("deployment", "this service has no [[deployments]]: send the window without a deployment (accepted: none)")
         relative = scenario_from_dict({"faults": windows}).faults
         if not relative:
             raise ConfigError("faults", "expected at least one fault window (start, end, error_rate and/or latency_factor)")
@@ -545,7 +590,8 @@ def _error(status: int, message: str, headers: dict | None = None) -> web.Respon
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-def _expire(future: asyncio.Future) -> None:
+def expire(future: asyncio.Future) -> None:
+    """The router timeout's timer: the backend call's future gets ``TIMEOUT`` unless answered."""
     if not future.done():
         future.set_result(TIMEOUT)
 
@@ -592,6 +638,16 @@ async def start_service(
     return RunningService(runner, server, f"http://{shown}:{bound_port}"), f"http://{shown}:{bound_port}"
 
 
+def router_service(scenario: Scenario, seed: int = 1, admin_token: str | None = None, **options) -> RouterService:
+    """The service for ``scenario``: ``GatewayService`` (``simrouter.live.gateway_service``)
+    when it has ``[[deployments]]``, else ``RouterService``; ``options`` are their own."""
+    if scenario.deployments:
+        from .gateway_service import GatewayService  # it builds on this module
+
+        return GatewayService(scenario, seed, admin_token, **options)
+    return RouterService(scenario, seed, admin_token, **options)
+
+
 class ServiceThread(AppThread):
     """The service on its own event loop in a background thread (tests, notebooks).
 
@@ -608,7 +664,7 @@ class ServiceThread(AppThread):
         header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
         backend_factory=None,
     ):
-        self.service = RouterService(scenario, seed, admin_token, header_timeout=header_timeout, backend_factory=backend_factory)
+        self.service = router_service(scenario, seed, admin_token, header_timeout=header_timeout, backend_factory=backend_factory)
         super().__init__(lambda h, p: start_service(self.service, h, p, shutdown_timeout=0.1), host, port, "simrouter-serve")
 
     @property

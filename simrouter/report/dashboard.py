@@ -15,6 +15,18 @@ Six panels, laid out like the original system's dashboard:
   when given);
 * 🎯 PERFORMANCE TARGETS: each target's threshold, value and PASS / FAIL / not checked.
 
+A run with ``[[deployments]]`` (its summary has ``deployments``) gets a 🌐 DEPLOYMENTS
+panel: one row per deployment (name, share of the routed attempts, attempts, success
+share of its attempts, P95/P99 of the attempts its backend answered, breaker state,
+trips, recovery time, utilisation) and the fallback counts. P95/P99 are coloured by
+the overall latency targets (a deployment slower than the target drags the requests
+it serves over it), recovery by the deployment's recovery gate (``recovery:NAME``,
+``recovery_verdict``: a deployment whose breaker never re-closed after a fault fails
+it, as ``simrouter.targets`` judges), the breaker state
+green (closed) / yellow (half-open) / red (open), with the same marks as the breaker
+panel's health. The overall breaker panel shows the summary's ``breaker`` section as it is
+(with deployments, the summary makes it the worst deployment's story).
+
 Colour rule (``target_colour``): red when a figure fails its target (the comparison
 is strict, so a value equal to the threshold fails), yellow when it passes within
 20 % of the limit (``0.8 * t <= v < t`` for ``<``; ``t < v <= 1.2 * t`` for ``>``),
@@ -37,7 +49,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["render_dashboard", "print_dashboard", "target_colour"]
+__all__ = ["render_dashboard", "print_dashboard", "target_colour", "recovery_verdict"]
 
 NEAR_LIMIT = 0.2  # the yellow band, as a fraction of the threshold
 
@@ -189,12 +201,91 @@ def _breaker(summary: dict, targets: dict) -> Group:
     table.add_row("Health", health, "")
     parts = [_figures(summary, BREAKER_ROWS, targets, table)]
     transitions = (breaker["transitions"] or [])[-LAST_TRANSITIONS:]
+    if summary.get("deployments"):  # behind a gateway: one breaker per deployment, each with its own log
+        parts.append(Text("One breaker per deployment: the worst of them above, each in 🌐 DEPLOYMENTS.", style="dim"))
     if transitions:
         parts.append(Text(f"Last transitions ({len(transitions)} of {len(breaker['transitions'])}):", style="dim"))
         parts += [Text(f"  {tr['t']:8.1f} s  {tr['from']} → {tr['to']}") for tr in transitions]
     for item in summary.get("diagnosis") or ():  # simrouter.diagnosis: what is wrong, and why
         parts.append(Text(f"🩺 {item['code']}: {item['message']}", style="yellow"))
     parts.append(Text(f"💡 {breaker['recommendation']}", style="italic"))
+    return Group(*parts)
+
+
+STATE_MARKS = {"closed": ("🟢", "green"), "half_open": ("🟡", "yellow"), "open": ("🔴", "red")}
+
+
+def breaker_state_text(state: str | None) -> Text:
+    """A breaker state, marked and coloured as the breaker panel's health."""
+    if state is None:
+        return Text("not measured", style="dim")
+    mark, colour = STATE_MARKS.get(state, ("⚪", ""))
+    return Text(f"{mark} {state.replace('_', '-')}", style=f"bold {colour}".strip())
+
+
+def recovery_verdict(breaker: dict, threshold: float | None) -> tuple[str, str]:
+    """(text, colour) of one breaker's recovery against ``max_recovery_s`` (``threshold``;
+    None: the target is off). ``recovered`` None: no fault found the breaker open, not
+    checked; False: it never re-closed, which fails any finite target (as ``simrouter.targets``)."""
+    recovered, seconds = breaker.get("recovered"), breaker.get("recovery_s")
+    if recovered is None:
+        return "—", "dim"
+    if recovered is False or seconds is None:
+        return ("never ❌ FAIL", "red") if threshold is not None else ("never", "dim")
+    text = _fmt(seconds, "s")
+    if threshold is None:
+        return text, "dim"
+    return (f"{text} ✅" if seconds < threshold else f"{text} ❌ FAIL"), target_colour(seconds, threshold, "<")
+
+
+def recovery_threshold(targets: dict, index: int) -> float | None:
+    """The recovery limit judged on deployment ``index``: its own gate
+    (``deployments.N.breaker.recovery_s``, ``simrouter.targets``), else the run's."""
+    target = targets.get(f"deployments.{index}.breaker.recovery_s") or targets.get("breaker.recovery_s") or {}
+    return target.get("threshold")
+
+
+def _share(part, whole) -> str:
+    return f"{part / whole:.1%}" if whole else "—"
+
+
+TRAFFIC_COLUMNS = (("deployment", "left"), ("share", "right"), ("attempts", "right"), ("success", "right"),
+                   ("P95 ms", "right"), ("P99 ms", "right"), ("util", "right"))
+BREAKER_COLUMNS = (("breaker", "left"), ("trips", "right"), ("recovery", "left"))
+
+
+def _deployments(summary: dict, targets: dict, split: bool = False) -> Group:
+    """One row per deployment; ``split`` (a narrow screen): traffic and breaker in two tables."""
+    traffic = _table(*TRAFFIC_COLUMNS)
+    breakers = _table(TRAFFIC_COLUMNS[0], *BREAKER_COLUMNS) if split else traffic
+    if not split:
+        for name, justify in BREAKER_COLUMNS:
+            traffic.add_column(name, justify=justify, no_wrap=True)
+    for index, deployment in enumerate(summary["deployments"]):
+        # A live target may leave out what it does not measure: shown as "—" / "not measured".
+        requests, latency, breaker = deployment["requests"], deployment.get("latency_ms") or {}, deployment.get("breaker") or {}
+        latency_cells = []
+        for name in ("p95", "p99"):
+            target = targets.get(f"latency_ms.{name}")
+            colour = target_colour(latency.get(name), target["threshold"], "<") if target else ""
+            latency_cells.append(Text(_fmt(latency.get(name), ""), style=colour))
+        recovery, colour = recovery_verdict(breaker, recovery_threshold(targets, index))
+        name = Text(str(deployment["name"]), style="bold")
+        row = [name, _fmt(deployment.get("share"), "fraction"), _count(requests["sent"]), _share(requests["succeeded"], requests["sent"]),
+               *latency_cells, _fmt(deployment.get("utilisation"), "fraction")]
+        breaker_row = [breaker_state_text(breaker.get("state")), _fmt(breaker.get("trips"), "count"), Text(recovery, style=colour)]
+        if split:
+            traffic.add_row(*row)
+            breakers.add_row(name, *breaker_row)
+        else:
+            traffic.add_row(*row, *breaker_row)
+    parts = [traffic, breakers] if split else [traffic]
+    fallbacks = summary.get("fallbacks")
+    if fallbacks:
+        parts.append(Text(
+            f"↪ Fallbacks: {_count(fallbacks['total'])} ({fallbacks['per_request']:.3f} per request), "
+            f"{_count(fallbacks['succeeded_after_fallback'])} requests succeeded after a fallback",
+            style="dim" if not fallbacks["total"] else ""))
     return Group(*parts)
 
 
@@ -278,11 +369,15 @@ def render_dashboard(summary, *, wall_time_s: float | None = None, width: int | 
     if "ttft_ms" in summary:
         panels.append(("🤖 LLM SERVING", _figures(summary, LLM_ROWS, targets)))
     boxes = [Panel(body, title=f"[bold]{title}[/]", title_align="left", border_style="blue") for title, body in panels]
-    if width is not None and width < TWO_COLUMN_WIDTH:
+    stacked = width is not None and width < TWO_COLUMN_WIDTH
+    if stacked:
         rows = boxes
     else:
         # Two panels a row; the targets table gets the wider half of the last row.
         rows = [_row(boxes[0], boxes[1]), _row(boxes[2], boxes[3]), _row(boxes[4], boxes[5], ratios=(4, 7)), *boxes[6:]]
+    if summary.get("deployments"):  # [[deployments]]: full width, under the breaker and errors panels
+        box = Panel(_deployments(summary, targets, split=stacked), title="[bold]🌐 DEPLOYMENTS[/]", title_align="left", border_style="blue")
+        rows.insert(4 if stacked else 2, box)
     passed = all(t["passed"] is not False for t in summary.get("targets", []))
     verdict = "[bold green]ALL TARGETS MET[/]" if passed else "[bold red]TARGETS MISSED[/]"
     title = f"[bold]{escape(heading)} — {escape(str(summary['scenario']))}[/] · {verdict}"

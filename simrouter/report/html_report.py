@@ -4,7 +4,11 @@ One file, no external resources: plots are embedded as base64 PNG, styles are
 inline, so it can be attached to a capacity review as it is. Inputs:
 
 * a run's JSON (``simrouter run --json``): targets, the key figures, errors by
-  kind, the breaker's story, and the latency and timeline plots. The JSON keeps
+  kind, the breaker's story, a deployments table when the run has ``[[deployments]]``
+  (the dashboard's 🌐 DEPLOYMENTS panel: share, attempts, success, P95/P99, utilisation,
+  breaker state, trips, recovery against its target; and the fallback counts), and the
+  latency and timeline plots (with deployments, the timeline has the share band and
+  one breaker band per deployment). The JSON keeps
   only the summary, so the plots need the per-request data back: the run is
   simulated again from its ``config``, ``seed`` and ``replication`` (a run is
   deterministic) and used only if its figures equal the JSON's (same request
@@ -34,7 +38,7 @@ import pandas as pd
 from ..config import Targets, scenario_from_dict
 from ..errors import ConfigError
 from .compare_plot import COMPARE_COLUMNS, INSIDE, OUTSIDE, compare_figure, live_colour
-from .dashboard import BREAKER_ROWS, LATENCY_ROWS, OVERVIEW_ROWS, THROUGHPUT_ROWS, _colour_of, _fmt, _get
+from .dashboard import BREAKER_ROWS, LATENCY_ROWS, OVERVIEW_ROWS, STATE_MARKS, THROUGHPUT_ROWS, _colour_of, _fmt, _get, recovery_threshold, recovery_verdict, target_colour
 from .latency_plot import latency_figure
 from .progress import track
 from .run_plots import run_figures
@@ -191,15 +195,50 @@ def _errors_table(summary: dict) -> str:
     return _table(["kind", "count", "share of sent"], body, "Errors")
 
 
-def _breaker_story(summary: dict) -> str:
-    breaker = summary["breaker"]
-    transitions = breaker["transitions"] or []  # None: a live target that does not report its breaker
+def _transition_list(transitions: list[dict], stayed: str) -> str:
     items = "".join(f"<li>{tr['t']:.2f} s: {_e(tr['from'])} → {_e(tr['to'])}</li>" for tr in transitions[:20])
     more = f"<li>… {len(transitions) - 20} more</li>" if len(transitions) > 20 else ""
-    transitions = f"<ul>{items}{more}</ul>" if items else "<p>No transition: the breaker stayed closed.</p>"
+    return f"<ul>{items}{more}</ul>" if items else f"<p>No transition: {stayed}.</p>"
+
+
+def _breaker_story(summary: dict) -> str:
+    breaker = summary["breaker"]
+    transitions = _transition_list(breaker["transitions"] or [], "the breaker stayed closed")  # None: a live target that does not report its breaker
+    if summary.get("deployments"):  # behind a gateway each deployment has its own breaker and log
+        transitions = "".join(
+            f"<p><b>{_e(d['name'])}</b> ({_e(d['breaker'].get('preset'))}), final state {_e(d['breaker'].get('state'))}:</p>"
+            + _transition_list(d["breaker"].get("transitions") or [], "its breaker stayed closed")
+            for d in summary["deployments"] if d.get("breaker")
+        )
     if breaker["state"] is None:
         transitions = "<p>Not measured: the target does not report its breaker.</p>"
     return f"<p><b>Breaker</b> ({_e(breaker['preset'])}), final state {_e(breaker['state'])}. {_e(breaker['recommendation'])}</p>{transitions}"
+
+
+def _deployments_table(summary: dict) -> str:
+    """The dashboard's deployments panel as a table, and the fallback counts."""
+    targets = {t["metric"]: t for t in summary.get("targets", [])}
+    body = []
+    for index, deployment in enumerate(summary["deployments"]):
+        requests, latency, breaker = deployment["requests"], deployment.get("latency_ms") or {}, deployment.get("breaker") or {}
+        cells = _cell(deployment["name"], bold=True) + _cell(_fmt(deployment.get("share"), "fraction")) + _cell(_fmt(requests["sent"], "count"))
+        cells += _cell(f"{requests['succeeded'] / requests['sent']:.2%}" if requests["sent"] else "—")
+        for name in ("p95", "p99"):
+            target = targets.get(f"latency_ms.{name}")
+            cells += _cell(_fmt(latency.get(name), "ms"), target_colour(latency.get(name), target["threshold"], "<") if target else "", bold=True)
+        cells += _cell(_fmt(deployment.get("utilisation"), "fraction"))
+        state = breaker.get("state")
+        cells += _cell("not measured" if state is None else state.replace("_", "-"), STATE_MARKS.get(state, ("", "dim"))[1], bold=True)
+        recovery, colour = recovery_verdict(breaker, recovery_threshold(targets, index))
+        cells += _cell(_fmt(breaker.get("trips"), "count")) + _cell(recovery, colour)
+        body.append(cells)
+    header = ["deployment", "share of attempts", "attempts", "success", "P95", "P99", "utilisation", "breaker", "trips", "recovery"]
+    parts = [_table(header, body, "Deployments")]
+    fallbacks = summary.get("fallbacks")
+    if fallbacks:
+        parts.append(f"<p><b>Fallbacks</b>: {_e(_fmt(fallbacks['total'], 'count'))} ({fallbacks['per_request']:.3f} per request); "
+                     f"{_e(_fmt(fallbacks['succeeded_after_fallback'], 'count'))} requests succeeded after a fallback.</p>")
+    return "\n".join(parts)
 
 
 def _diagnosis(summary: dict) -> str:
@@ -235,6 +274,8 @@ def run_section(item: RunItem) -> str:
         _figures_table(summary, OVERVIEW_ROWS, "System"),
     ]
     parts.append(f'<div class="tables">{"".join(tables)}</div>')
+    if summary.get("deployments"):
+        parts.append(_deployments_table(summary))
     parts.append(_breaker_story(summary))
     parts.append(_diagnosis(summary))
     if item.note:

@@ -1,8 +1,10 @@
 """The figures of one simulated run, and writing them as PNG files (``--plot DIR``).
 
 ``run_figures(result)`` maps a short name to each figure: ``latency`` (histogram
-and CDF) and ``timeline`` (percentiles, throughput and breaker state over time), and
-``llm`` (TTFT, ITL, batch size over time) for an LLM backend run.
+and CDF) and ``timeline`` (percentiles, throughput and breaker state over time; with
+``[[deployments]]``, the share of attempts per deployment and one breaker band per
+deployment instead of the single breaker), and ``llm`` (TTFT, ITL, batch size over
+time) for an LLM backend run.
 ``write_run_plots(result, directory, label)`` saves them as
 ``<scenario>[-<label>]-<name>.png`` and returns the paths.
 """

@@ -6,7 +6,8 @@ notebook has chosen. ``new_figure`` makes one (constrained layout), ``png_bytes`
 and ``save_png`` render it.
 
 Colours: breaker states green (closed) / orange (half-open) / red (open); targets
-are dashed red lines; fault windows are shaded grey.
+are dashed red lines; fault windows are shaded grey; deployments (``[[deployments]]``)
+take ``deployment_colour(index)`` from a palette that avoids the breaker colours.
 
 ``unit_of(metric)`` gives the unit of a dotted summary path (``latency_ms.p95`` ->
 "ms"), ``axis_label`` a label with that unit, and ``target_of(metric, targets)``
@@ -27,6 +28,8 @@ BREAKER_COLOURS = {"closed": "#2ca02c", "half_open": "#ff7f0e", "open": "#d62728
 TARGET_STYLE = {"color": "#d62728", "linestyle": "--", "linewidth": 1.2}
 FAULT_STYLE = {"color": "0.55", "alpha": 0.25, "linewidth": 0}
 PERCENTILE_COLOURS = {"p50": "#1f77b4", "p90": "#17becf", "p95": "#9467bd", "p99": "#8c564b"}
+# Deployments, in config order: blues, purples, browns, no green/orange/red (those are breaker states).
+DEPLOYMENT_COLOURS = ("#1f77b4", "#9467bd", "#8c564b", "#17becf", "#e377c2", "#7f7f7f", "#bcbd22", "#aec7e8", "#c5b0d5", "#c49c94")
 OUTCOME_COLOURS = {
     "succeeded": "#2ca02c",
     "rate_limited": "#bcbd22",
@@ -73,6 +76,11 @@ _UNITS = (
     ("breaker.failure_rate_threshold", "fraction"),
     ("router.timeout", "s"),
 )
+
+
+def deployment_colour(index: int) -> str:
+    """The colour of deployment ``index`` (the palette repeats after ten deployments)."""
+    return DEPLOYMENT_COLOURS[index % len(DEPLOYMENT_COLOURS)]
 
 
 def new_figure(width: float = 9.0, height: float = 5.0) -> Figure:

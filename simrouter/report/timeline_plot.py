@@ -13,6 +13,14 @@ Three panels sharing the time axis (simulated seconds, bins of answer time from
    drawn that wide, so a half-open spell of 0.2 s in a 2-minute run still shows.
 
 Fault windows are shaded on every panel.
+
+A run with ``[[deployments]]`` (``deployments_plot``) has no single breaker: the
+third panel becomes the share of routed attempts per deployment (a stacked band,
+0..1, per interval of send time, with the weights' boundaries dotted), followed
+by one breaker band per deployment, named after it, each from that deployment's
+exact transition times. The shared panels shade every fault window (top-level and
+per deployment); a deployment's band shades the windows that hit it. Without
+deployments the figure is the three panels above, unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..outcomes import KIND_NAMES
+from . import deployments_plot
 from .style import (
     BREAKER_COLOURS,
     OUTCOME_COLOURS,
@@ -41,8 +50,17 @@ def timeline_figure(result, interval: float | None = None) -> Figure:
     interval = interval or result.scenario.metrics.interval
     scenario = result.scenario
     end = max(result.sim_time_s, float(series["t_s"].max() + interval) if len(series) else 0.0)
-    figure = new_figure(11.0, 7.0)
-    latency_axes, rps_axes, band_axes = figure.subplots(3, 1, sharex=True, height_ratios=(3, 3, 0.6))
+    gateway = deployments_plot.has_deployments(result)
+    names = deployments_plot.deployment_names(result) if gateway else []
+    if gateway:  # the share band, then one breaker band per deployment
+        figure = new_figure(11.0, 8.2 + 0.45 * len(names))
+        latency_axes, rps_axes, share_axes, *band_rows = figure.subplots(
+            3 + len(names), 1, sharex=True, height_ratios=(3, 3, 1.6, *[0.45] * len(names)), squeeze=False)[:, 0]
+        faults = deployments_plot.all_faults(result)
+    else:
+        figure = new_figure(11.0, 7.0)
+        latency_axes, rps_axes, band_axes = figure.subplots(3, 1, sharex=True, height_ratios=(3, 3, 0.6))
+        band_rows, faults = [band_axes], scenario.faults
     figure.suptitle(f"{scenario.name} over time (seed {result.seed}, {interval:g} s intervals)")
     centre = series["t_s"] + interval / 2.0
 
@@ -82,17 +100,26 @@ def timeline_figure(result, interval: float | None = None) -> Figure:
         rps_axes.axhline(threshold, label=f"goodput target {threshold:g} req/s", **TARGET_STYLE)
     rps_axes.set_ylabel("answers per second (req/s)")
 
-    _breaker_band(band_axes, result, end)
-    band_axes.set_xlabel("simulated time (s)")
-    band_axes.set_xlim(0, end)
-
-    for axes in (latency_axes, rps_axes, band_axes):
-        shade_faults(axes, scenario.faults, label=axes is not band_axes)
-        axes.grid(True, alpha=0.25)
     outside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": "small"}
-    latency_axes.legend(**outside)
-    rps_axes.legend(**outside)
-    band_axes.legend(
+    data_axes = [latency_axes, rps_axes]
+    if gateway:
+        deployments_plot.share_band(share_axes, result, interval, end)
+        data_axes.append(share_axes)
+        breakers = [(deployments_plot.deployment_transitions(result, i), deployments_plot.deployment_faults(result, i), name) for i, name in enumerate(names)]
+    else:
+        breakers = [(result.transitions, faults, "breaker")]
+    for axes, (transitions, windows, label) in zip(band_rows, breakers):
+        breaker_band(axes, transitions, end, label=label)
+        shade_faults(axes, windows, label=False)
+        axes.grid(True, alpha=0.25)
+    band_rows[-1].set_xlabel("simulated time (s)")
+    band_rows[-1].set_xlim(0, end)
+
+    for axes in data_axes:
+        shade_faults(axes, faults)
+        axes.grid(True, alpha=0.25)
+        axes.legend(**outside)
+    band_rows[0].legend(
         handles=[Patch(color=colour, label=state.replace("_", "-")) for state, colour in BREAKER_COLOURS.items()],
         ncols=3, **dict(outside, bbox_to_anchor=(1.01, 1.1)),
     )
@@ -112,10 +139,11 @@ def breaker_spans(transitions, end: float) -> list[tuple[float, float, str]]:
     return [span for span in spans if span[1] > span[0]]
 
 
-def _breaker_band(axes, result, end: float) -> None:
-    for start, stop, state in breaker_spans(result.transitions, end):
+def breaker_band(axes, transitions, end: float, label: str = "breaker") -> None:
+    """One breaker's state over [0, end] as a coloured band, from its ``transitions``."""
+    for start, stop, state in breaker_spans(transitions, end):
         width = max(stop - start, MIN_SPAN * end)
         axes.broken_barh([(start, width)], (0, 1), color=BREAKER_COLOURS[state], linewidth=0, zorder=2 if state != "closed" else 1)
     axes.set_ylim(0, 1)
     axes.set_yticks([])
-    axes.set_ylabel("breaker", rotation=0, ha="right", va="center")
+    axes.set_ylabel(label, rotation=0, ha="right", va="center")

@@ -30,6 +30,13 @@ delay: the chain's rule); a cancelled copy the breaker admitted is not recorded
 admits ends in exactly one ``record`` or one ``release`` (a probe permit held
 by a cancelled hedge would otherwise wedge the breaker half-open).
 
+Where a copy goes once it passed the router's chain is the router's
+``target``, its one public per-copy hook: ``BackendTarget`` (the single
+backend: the copy's own chain already holds the breaker) or, behind
+``[[deployments]]``, ``gateway.GatewayTarget`` (routing, each deployment's
+limiter and breaker, fallbacks). A target calls back ``answer_due`` when an
+answer of its backend is due, and ``resolve`` when the copy has its answer.
+
 Validation is drawn once per exchange, when its first copy reaches it
 (``SimRouter.malformed``): retries and hedges of a request that passed
 validation pass it again. The percentile hedge delay learns only from tries
@@ -61,7 +68,7 @@ BACKEND_ANSWERS = (SUCCESS, FAILURE, TIMEOUT)  # kinds of a copy the backend ans
 class Exchange:
     """One logical request."""
 
-    __slots__ = ("key", "sent", "tries", "try_started", "retries", "hedges", "denied", "outstanding", "backoff", "copies", "finished", "waiter", "malformed")
+    __slots__ = ("key", "sent", "tries", "try_started", "retries", "hedges", "fallbacks", "deployment", "denied", "outstanding", "backoff", "copies", "finished", "waiter", "malformed")
 
     def __init__(self, key: int, sent: float, backoff: float):
         self.key = key
@@ -70,6 +77,8 @@ class Exchange:
         self.try_started = sent
         self.retries = 0
         self.hedges = 0
+        self.fallbacks = 0  # behind a gateway: fallback attempts of all its copies
+        self.deployment = -1  # behind a gateway: the deployment of the answering attempt
         self.denied = False  # a retry was refused by the budget
         self.outstanding = 0  # copies of the current try not yet answered
         self.backoff = backoff  # the last backoff (decorrelated jitter grows from it)
@@ -82,7 +91,7 @@ class Exchange:
 class Copy:
     """One attempt of an exchange: a first try, a retry or a hedge."""
 
-    __slots__ = ("exchange", "state", "ticket", "job", "admission")
+    __slots__ = ("exchange", "state", "ticket", "job", "admission", "route")
 
     def __init__(self, exchange: Exchange, ticket: Ticket):
         self.exchange = exchange
@@ -90,12 +99,56 @@ class Copy:
         self.ticket = ticket  # its call through the admission chain (limiter slot, breaker epoch)
         self.job = None  # its job on a cancellable backend
         self.admission = 0  # its rank in backend admission order (ties: instants.py)
+        self.route = None  # behind a gateway: its attempts so far (gateway.Route)
+
+
+class BackendTarget:
+    """Forwards copies to the router's single backend (``PolicyRouter.target``):
+    the copy's ticket already passed the breaker; a full queue is a ``FAILURE``
+    for it; the router answers at the end of service or at ``router.timeout``."""
+
+    def __init__(self, router: "PolicyRouter"):
+        self.router = router
+        self.backend = router.backend
+        self.chain = router.chain
+
+    def forward(self, copy: Copy, now: float) -> None:
+        """The copy passed the router's chain at ``now``: into the backend."""
+        router, backend, timeout = self.router, self.backend, self.router.timeout
+        router.number_admission(copy)
+        if backend.cancellable:
+            job = copy.job = backend.submit(now, lambda job: router.answer_due(copy, job.end, job.outcome))
+            if job is not None:
+                if math.isfinite(timeout):
+                    at_instant(router.env, timeout, ANSWERS).callbacks.append(lambda _event: router.deadline(copy, job))
+                return
+        else:
+            admitted = backend.admit(now)
+            if admitted is not None:
+                end, outcome = admitted
+                if end > now + timeout:  # ending exactly at the deadline is a success
+                    end, outcome = now + timeout, TIMEOUT
+                at_instant(router.env, end - now, ANSWERS).callbacks.append(lambda _event: router.answer_due(copy, end, outcome))
+                return
+        self.chain.queue_full(copy.ticket)
+        router.resolve(copy, now, QUEUE_FULL)
+
+    def answered(self, copy: Copy, done: float, outcome: int) -> None:
+        """The backend's answer to the copy is settled (in the instant's order)."""
+        self.chain.settle(copy.ticket, done, outcome)
+        self.router.resolve(copy, done, outcome)
+
+    def cancel(self, copy: Copy, now: float) -> None:
+        """A hedge loser: out of the backend; the breaker's permit and limiter slot given back."""
+        if copy.job is not None:
+            self.backend.cancel(copy.job, now)
+        self.chain.release(copy.ticket, now)
 
 
 class PolicyRouter:
     """Runs exchanges through ``core`` (its admission chain, then its backend)."""
 
-    def __init__(self, core: SimRouter, retry: RetryPolicy, hedge: HedgePolicy, budget: RetryBudget | None, jitter: VariateStream):
+    def __init__(self, core: SimRouter, retry: RetryPolicy, hedge: HedgePolicy, budget: RetryBudget | None, jitter: VariateStream, target=None):
         self.core = core
         self.env = core.env
         self.backend = core.backend
@@ -114,6 +167,16 @@ class PolicyRouter:
         self._retries = array("H")
         self._hedges = array("H")
         self._denied = array("b")
+        self._fallbacks = array("H")
+        self._deployment = array("h")
+        # Where a copy goes after the router's chain: the single backend, or a gateway's deployments.
+        self.target = target(self) if target is not None else BackendTarget(self)
+        self._gateway = target is not None
+
+    @property
+    def timeout(self) -> float:
+        """``router.timeout``: seconds the router waits for each backend call."""
+        return self._timeout
 
     # -- the workload's side
 
@@ -144,11 +207,15 @@ class PolicyRouter:
 
     def columns(self) -> dict[str, np.ndarray]:
         """Per logical request, in recording order: retries, hedges, budget denials."""
-        return {
+        columns = {
             "retries": np.frombuffer(self._retries, dtype=np.uint16).astype(np.int64),
             "hedges": np.frombuffer(self._hedges, dtype=np.uint16).astype(np.int64),
             "budget_denied": np.frombuffer(self._denied, dtype=np.int8).astype(bool),
         }
+        if self._gateway:  # per logical request: fallbacks, the deployment of the final answer
+            columns["fallbacks"] = np.frombuffer(self._fallbacks, dtype=np.uint16).astype(np.int64)
+            columns["deployment"] = np.frombuffer(self._deployment, dtype=np.int16).astype(np.int64)
+        return columns
 
     # -- tries and copies
 
@@ -194,35 +261,28 @@ class PolicyRouter:
         if refused is not None:
             self._resolve(copy, now, refused)
             return
+        self.target.forward(copy, now)
+
+    # -- what a target calls back
+
+    def number_admission(self, copy: Copy) -> None:
+        """The copy is admitted to a backend now: its rank in admission order (ties)."""
         self._admissions += 1
         copy.admission = self._admissions
-        backend, timeout = self.backend, self._timeout
-        if backend.cancellable:
-            copy.job = backend.submit(now, lambda job: self._answer_due(copy, job.end, job.outcome))
-            if copy.job is not None:
-                if math.isfinite(timeout):
-                    at_instant(self.env, timeout, ANSWERS).callbacks.append(lambda _event: self._deadline(copy))
-                return
-        else:
-            admitted = backend.admit(now)
-            if admitted is not None:
-                end, outcome = admitted
-                if end > now + timeout:  # ending exactly at the deadline is a success
-                    end, outcome = now + timeout, TIMEOUT
-                at_instant(self.env, end - now, ANSWERS).callbacks.append(lambda _event: self._answer_due(copy, end, outcome))
-                return
-        self.chain.queue_full(ticket)
-        self._resolve(copy, now, QUEUE_FULL)
 
-    def _deadline(self, copy: Copy) -> None:
-        """``router.timeout`` after the copy was admitted: a TIMEOUT, unless its
-        service ends at this very instant (a success: instants.py, rule 1)."""
-        job = copy.job
-        if copy.state != PENDING or (job.state != WAITING and job.end <= self.env.now):
+    def deadline(self, copy: Copy, job) -> None:
+        """``router.timeout`` after ``job`` (the copy's call on a cancellable backend)
+        was admitted: a TIMEOUT, unless its service ends at this very instant (a
+        success: instants.py, rule 1) or the copy has moved on to another job."""
+        if copy.state != PENDING or copy.job is not job or (job.state != WAITING and job.end <= self.env.now):
             return
-        self._answer_due(copy, self.env.now, TIMEOUT)
+        self.answer_due(copy, self.env.now, TIMEOUT)
 
-    def _answer_due(self, copy: Copy, done: float, outcome: int) -> None:
+    def resolve(self, copy: Copy, now: float, kind: int) -> None:
+        """The copy is answered ``kind`` at ``now`` (its call is settled or released)."""
+        self._resolve(copy, now, kind)
+
+    def answer_due(self, copy: Copy, done: float, outcome: int) -> None:
         """A copy's answer is due now; the instant's answers are settled together,
         in admission order, before anything else happens at this time."""
         if copy.state != PENDING:  # cancelled, or its answer is already due
@@ -244,8 +304,7 @@ class PolicyRouter:
     def _answered(self, copy: Copy, done: float, outcome: int) -> None:
         """The router answers a backend-admitted copy (the first of its end and its deadline)."""
         self._last_activity = max(self._last_activity, done)
-        self.chain.settle(copy.ticket, done, outcome)
-        self._resolve(copy, done, outcome)
+        self.target.answered(copy, done, outcome)
 
     # -- outcomes
 
@@ -286,6 +345,9 @@ class PolicyRouter:
         self._retries.append(exchange.retries)
         self._hedges.append(exchange.hedges)
         self._denied.append(exchange.denied)
+        if self._gateway:
+            self._fallbacks.append(exchange.fallbacks)
+            self._deployment.append(exchange.deployment)
         if exchange.outstanding and self.hedge.cancel_loser:
             for copy in exchange.copies:
                 if copy.state == PENDING:
@@ -297,7 +359,5 @@ class PolicyRouter:
     def _cancel(self, copy: Copy, now: float) -> None:
         copy.state = CANCELLED
         copy.exchange.outstanding -= 1
-        if copy.job is not None:
-            self.backend.cancel(copy.job, now)
-        # It will never be recorded: give back what the breaker granted, and its limiter slot.
-        self.chain.release(copy.ticket, now)
+        # It will never be recorded: out of its backend; give back what the breaker granted, and its limiter slot.
+        self.target.cancel(copy, now)

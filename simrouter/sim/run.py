@@ -25,7 +25,7 @@ import simpy
 from ..config import Scenario, load_scenario
 from ..distributions import Exponential, VariateStream
 from ..errors import ConfigError
-from ..metrics import Recorder
+from ..metrics import AttemptRecorder, Recorder
 from ..policies import HedgePolicy, RetryBudget, RetryPolicy, build_breaker, build_limiter
 from ..result import RunResult
 from ..warmup import resolve_warmup
@@ -34,6 +34,7 @@ from . import fast, streams
 from .backend import Backend, ServiceModel
 from .client import PolicyRouter
 from .event_backend import EventBackend
+from .gateway import GatewayRouter, build_deployments, needs_policy_path
 from .model import SimRouter, closed_user, open_arrivals
 
 ENGINES = ("auto", "events")
@@ -68,6 +69,8 @@ def simulate(
     def rng(source: int, *index: int) -> np.random.Generator:
         return streams.stream(seed, replication, source, *index)
 
+    if scenario.deployments:
+        return _simulate_gateway(scenario, seed, replication, engine, progress, env, recorder, rng, started)
     breaker = build_breaker(scenario.breaker, rng(streams.BREAKER))
     router = build_router(env, scenario, breaker, recorder, rng, events=engine == "events")
     if isinstance(router, SimRouter):
@@ -102,6 +105,87 @@ def simulate(
         **({} if isinstance(router, SimRouter) else router.columns()),
         wall_time_s=time.perf_counter() - started,
     )
+
+
+def _simulate_gateway(scenario: Scenario, seed: int, replication: int, engine: str, progress: bool, env, recorder: Recorder, rng, started: float) -> RunResult:
+    """``simulate`` behind a gateway (``[[deployments]]``): each deployment's
+    breaker, backend and service log go into the result (``deployment_summary``)."""
+    from ..deployment_summary import DeploymentRun
+
+    router = build_gateway_router(env, scenario, recorder, rng, events=engine == "events")
+    core = router if isinstance(router, GatewayRouter) else router.core
+    if isinstance(router, GatewayRouter):
+        with _progress(scenario, progress) as tick:
+            end, finished = _run_fast_gateway(scenario, router, rng, tick)
+    else:
+        finished = _start_workload(env, scenario, router, rng)
+        env.run()
+        end = router.end_time(env.now)
+    runs = []
+    for deployment in core.deployments:
+        breaker = deployment.breaker
+        breaker.advance(end)
+        runs.append(
+            DeploymentRun(
+                name=deployment.name,
+                preset=deployment.preset,
+                capacity=deployment.config.capacity,
+                transitions=list(breaker.transitions),
+                final_state=breaker.state,
+                busy_s=deployment.backend.busy_time_until(end),
+                services=deployment.backend.services.columns(),
+                faults=list(scenario.faults) + list(scenario.deployments[len(runs)].faults),
+            )
+        )
+    sent, done, kind = recorder.final_columns()
+    scenario, warmup = resolve_warmup(scenario, sent, done, kind)
+    starts = np.concatenate([run.services[0] for run in runs])
+    ends = np.concatenate([run.services[1] for run in runs])
+    return RunResult(
+        scenario=scenario,
+        warmup=warmup,
+        seed=seed,
+        replication=replication,
+        sent=sent,
+        done=done,
+        kind=kind,
+        transitions=[],  # per deployment (``deployments``); the overall breaker figures are their worst
+        final_state=DeploymentRun.worst_state(runs),
+        sim_time_s=float(end),
+        full_load_end_s=min(finished) if finished else float(end),
+        backend_busy_s=sum(run.busy_s for run in runs),
+        services=(starts, ends),
+        **router.columns(),
+        attempt_log=core.attempts.columns(),
+        deployment_runs=runs,
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+def build_gateway_router(env: simpy.Environment, scenario: Scenario, recorder: Recorder, rng, events: bool = False) -> GatewayRouter | PolicyRouter:
+    """Behind a gateway: the fast path (``GatewayRouter``) unless the scenario
+    needs the policy path (as ``build_router``, or a deployment limiter that
+    delays or holds), then ``PolicyRouter`` with the gateway as its target."""
+    retry, hedge = RetryPolicy(scenario.router.retry), HedgePolicy(scenario.router.hedge)
+    cancels = events or (hedge.enabled and hedge.cancel_loser)
+    gateway, deployments = build_deployments(env, scenario, rng, cancels)
+    limiter = build_limiter(scenario.limiter)
+    validation = VariateStream(_uniform, rng(streams.VALIDATION))
+    core = GatewayRouter(env, scenario, limiter, gateway, deployments, recorder, AttemptRecorder(), validation_uniform=validation)
+    if not (events or retry.enabled or hedge.enabled or limiter.delays or limiter.holds or needs_policy_path(deployments)):
+        return core
+    c = scenario.router.retry
+    budget = RetryBudget(c.budget_ratio, c.budget_window, c.budget_min_per_s) if c.budget else None
+    return PolicyRouter(core, retry, hedge, budget, jitter=VariateStream(_uniform, rng(streams.RETRY_JITTER)), target=core.target)
+
+
+def _run_fast_gateway(scenario: Scenario, router: GatewayRouter, rng, tick=None) -> tuple[float, list[float]]:
+    """The workload on the fast engine behind a gateway."""
+    w = scenario.workload
+    if w.model in ("closed", "sequential"):
+        return fast.run_closed_gateway(router, [stream.next for stream in _think_streams(scenario, rng)], w.requests_per_user, scenario.duration, tick)
+    gaps, keys = _arrival_streams(scenario, rng)
+    return fast.run_open_gateway(router, open_schedule(scenario), w.arrival == "poisson", gaps, keys.next, w.max_requests, tick)
 
 
 def build_router(env: simpy.Environment, scenario: Scenario, breaker, recorder: Recorder, rng, events: bool = False) -> SimRouter | PolicyRouter:
@@ -196,7 +280,7 @@ def _warn_proxy_only_faults(scenario: Scenario) -> None:
     """Say (once per message) which fault fields this simulation does not apply."""
     from ..faults import proxy_only_fields
 
-    ignored = proxy_only_fields(scenario.faults)
+    ignored = proxy_only_fields([*scenario.faults, *(window for deployment in scenario.deployments for window in deployment.faults)])
     if ignored:
         import warnings
 

@@ -31,10 +31,26 @@ clock-free breaker applies such a transition when it next sees the time
 due, so ``transitions`` always carries the true time. Read ``state`` after
 ``advance(now)`` to know the state at an arbitrary ``now``. Times passed in must
 never go backwards.
+
+Two more calls serve a gateway with several deployments::
+
+    breaker.available(now) -> bool        would ``allow(now)`` admit a call now?
+                                          Pure: no state change, no permit taken,
+                                          no transition logged (routing leaves out
+                                          the deployments it answers False for)
+    breaker.throttled(now)                the deployment's own quota (its limiter)
+                                          refused an attempt before the breaker saw
+                                          it, a 429: only ``litellm`` reacts (a
+                                          cooldown); the gateway calls it only when
+                                          it has more than one deployment
+
+``available`` is each preset's own side-effect-free reading of its rules; the
+default here answers on a deep copy (correct for any subclass, but slow).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from enum import Enum
 
@@ -80,6 +96,15 @@ class BreakerBase:
     def advance(self, now: float) -> None:
         """Apply the timer-driven transitions due by ``now`` (none by default)."""
 
+    def available(self, now: float) -> bool:
+        """Would ``allow(now)`` admit a call? Answered without changing anything
+        (this default asks a deep copy; presets answer from their own rules)."""
+        return copy.deepcopy(self).allow(now)
+
+    def throttled(self, now: float) -> None:
+        """The deployment's own quota refused an attempt at ``now`` (a 429 that
+        never reached the breaker): ignored, except by ``litellm``."""
+
     def counted_failure(self, outcome: int) -> bool | None:
         """True: a failure; False: a success; None: ignored (a timeout when
         ``count_timeouts`` is false)."""
@@ -99,6 +124,9 @@ class NoBreaker(BreakerBase):
     __slots__ = ()
 
     def allow(self, now: float) -> bool:
+        return True
+
+    def available(self, now: float) -> bool:
         return True
 
     def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:

@@ -56,6 +56,15 @@ class CircuitBreaker(BreakerBase):
             return True
         return False
 
+    def available(self, now: float) -> bool:
+        """``allow(now)``'s answer, without moving to HALF_OPEN or taking a probe place."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.OPEN:
+            return now - self._opened_at >= self.config.open_duration  # HALF_OPEN starts with every place free
+        return self._probes_admitted < self.config.half_open_max_calls
+
     def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
         """Record a completed call's outcome code (SUCCESS, FAILURE or TIMEOUT)."""
         if epoch is not None and epoch != self.epoch:

@@ -90,6 +90,20 @@ class HystrixBreaker(BreakerBase):
         if self.state is HALF_OPEN:
             self._open(now)
 
+    def available(self, now: float) -> bool:
+        """``allow(now)``'s answer: the snapshots due by ``now`` are evaluated, not taken."""
+        if self._origin is None:
+            return True  # nothing seen yet: CLOSED
+        state, opened_at = self.state, self._opened_at
+        if state is CLOSED:
+            k = self._tripping_snapshot(math.floor((now - self._origin) / self._interval))
+            if k is None:
+                return True
+            state, opened_at = OPEN, self._origin + k * self._interval
+        if state is OPEN:
+            return now > opened_at + self.config.sleep_window
+        return not self._probing
+
     def advance(self, now: float) -> None:
         """Take the health snapshots due by ``now`` (they can only trip a CLOSED breaker)."""
         if self._origin is None:
@@ -98,26 +112,38 @@ class HystrixBreaker(BreakerBase):
         if self.state is not CLOSED:
             self._next_snapshot = max(self._next_snapshot, last + 1)
             return
+        k = self._tripping_snapshot(last)
+        self._next_snapshot = last + 1
+        oldest_needed = (k if k is not None else last) - self._buckets_in_window
+        buckets = self._buckets
+        while buckets and buckets[0][0] < oldest_needed:
+            buckets.popleft()
+        if k is not None:
+            self._open(self._origin + k * self._interval)
+
+    def _tripping_snapshot(self, last: int) -> int | None:
+        """The first due snapshot (number ``_next_snapshot`` to ``last``) whose
+        window trips the breaker, or None; reads the buckets, changes nothing."""
         config = self.config
         buckets = self._buckets
-        while self._next_snapshot <= last:
-            k = self._next_snapshot
-            self._next_snapshot += 1
-            while buckets and buckets[0][0] < k - self._buckets_in_window:
-                buckets.popleft()
-            if not buckets and config.request_volume_threshold > 0:
-                self._next_snapshot = last + 1  # an empty window cannot trip
-                return
+        count = len(buckets)
+        first = 0  # the oldest bucket still in snapshot k's window
+        for k in range(self._next_snapshot, last + 1):
+            while first < count and buckets[first][0] < k - self._buckets_in_window:
+                first += 1
+            if first == count and config.request_volume_threshold > 0:
+                return None  # an empty window cannot trip, nor can any later one
             total = errors = 0
-            for index, bucket_total, bucket_errors in buckets:
-                if index < k:
-                    total += bucket_total
-                    errors += bucket_errors
+            for i in range(first, count):
+                index, bucket_total, bucket_errors = buckets[i]
+                if index >= k:
+                    break
+                total += bucket_total
+                errors += bucket_errors
             error_percentage = int(errors / total * 100) if total else 0
             if total >= config.request_volume_threshold and error_percentage >= config.error_threshold_percentage:
-                self._open(self._origin + k * self._interval)
-                self._next_snapshot = last + 1
-                return
+                return k
+        return None
 
     def _count(self, failed: bool, now: float) -> None:
         index = math.floor((now - self._origin) / self._interval)

@@ -94,6 +94,11 @@ class PollyBreaker(BreakerBase):
             return True
         return False
 
+    def available(self, now: float) -> bool:
+        if self.state is CLOSED:
+            return True
+        return self.state is OPEN and now >= self._blocked_until
+
     def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
         if not self.counted_failure(outcome):  # an unhandled timeout is a success for Polly
             self._unhandled(now)

@@ -51,6 +51,9 @@ class PybreakerBreaker(BreakerBase):
             self._enter(HALF_OPEN, now)
         return True
 
+    def available(self, now: float) -> bool:
+        return self.state is not OPEN or now >= self._opened_at + self.config.reset_timeout
+
     def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
         judged_by = self.state if epoch is None else self.state_of_epoch(epoch)
         if self.counted_failure(outcome):  # an ignored timeout is an excluded error: a success

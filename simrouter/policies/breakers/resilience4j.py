@@ -135,6 +135,29 @@ class Resilience4jBreaker(BreakerBase):
             return True
         return False
 
+    def available(self, now: float) -> bool:
+        """``allow(now)``'s answer, the transitions due by ``now`` played on local
+        copies of the state (a due re-opening whose randomized wait would draw a
+        number is played on a deep copy instead, so the Generator is not advanced)."""
+        if self.state is CLOSED:
+            return True
+        c = self.config
+        state, permits, retry_at, half_opened_at, attempts = self.state, self._permits, self._retry_at, self._half_opened_at, self._attempts
+        while True:
+            if state is OPEN and c.automatic_transition_from_open_to_half_open_enabled and now >= retry_at:
+                state, permits, half_opened_at = HALF_OPEN, c.permitted_number_of_calls_in_half_open_state, retry_at
+            elif state is HALF_OPEN and c.max_wait_duration_in_half_open_state > 0 and now >= half_opened_at + c.max_wait_duration_in_half_open_state:
+                if c.enable_randomized_wait:
+                    return super().available(now)
+                attempts += 1
+                retry_at = half_opened_at + c.max_wait_duration_in_half_open_state + self.wait_duration(attempts)
+                state = OPEN
+            else:
+                break
+        if state is OPEN:
+            return now > retry_at  # the lazy move to HALF_OPEN grants at least one permit
+        return permits > 0
+
     def record(self, outcome: int, now: float, epoch: int | None = None, duration: float = 0.0) -> None:
         if self.state is not CLOSED:
             self.advance(now)

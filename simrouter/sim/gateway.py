@@ -1,0 +1,272 @@
+"""The simulated deployments behind a gateway, and the SimPy engine's gateway target.
+
+``build_deployments`` gives each ``[[deployments]]`` entry its own backend (its
+``backend`` keys over the top-level ``[backend]``, its fault windows plus the
+top-level ones), its own admission chain (its limiter, its breaker) and its
+own random streams (``streams.deployment_key``: deployment 0 draws from the
+single backend's streams, so a one-deployment gateway is the single backend
+draw for draw; deployment d > 0 from streams keyed by d), and the
+``policies.gateway.Gateway`` that routes over them (its routing strategy draws
+from ``streams.ROUTING``).
+
+``GatewayTarget`` is ``client.PolicyRouter``'s target behind a gateway: a copy
+that passed the router-wide chain (limiter, validation) makes attempts, each
+routed to a deployment, through that deployment's limiter and breaker, into
+its backend, with ``router.timeout`` per attempt; an attempt answered with a
+kind in ``fallback_on`` is followed at once by a fallback to another
+deployment (``Gateway.falls_back``). Every attempt goes into the
+``AttemptRecorder`` when the router answers it; the copy is answered with its
+last attempt's kind (``policies.gateway``). The fast engine runs the same
+flow (``fast.gateway_calls``) and gives the same runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..distributions import VariateStream
+from ..outcomes import BREAKER_REJECTED, QUEUE_FULL, TIMEOUT
+from ..policies import build_breaker, build_limiter
+from ..policies.chain import AdmissionChain
+from ..policies.gateway import NO_DEPLOYMENT, Gateway, build_gateway
+from ..policies.limiters import NoLimiter
+from ..policies.routing import NO_ANSWER
+from . import streams
+from .backend import Backend, ServiceModel
+from .client import PENDING
+from .event_backend import WAITING, EventBackend
+from .instants import ANSWERS, at_instant
+
+
+def _uniform(rng: np.random.Generator, size: int) -> np.ndarray:
+    return rng.random(size)
+
+
+def _no_draw() -> float:  # pragma: no cover - a deployment chain never draws (p_validation 0)
+    raise AssertionError("a deployment's chain draws no validation")
+
+
+class Deployment:
+    """One simulated deployment: its name, effective backend config, backend and chain."""
+
+    __slots__ = ("name", "config", "backend", "chain", "preset")
+
+    def __init__(self, name: str, config, backend, chain: AdmissionChain, preset: str):
+        self.name = name
+        self.config = config  # its BackendConfig (the top-level one with its keys laid over)
+        self.backend = backend
+        self.chain = chain
+        self.preset = preset  # its breaker preset
+
+    @property
+    def breaker(self):
+        return self.chain.breaker
+
+
+def build_deployments(env, scenario, rng, cancels: bool) -> tuple[Gateway, list[Deployment]]:
+    """The scenario's deployments (backends on the event-driven backend when
+    ``cancels``) and the gateway over them."""
+    from ..policies.breakers import EjectionPool
+
+    pool = EjectionPool(len(scenario.deployments))  # Envoy's max_ejection_percent is across one gateway's hosts; litellm's siblings
+    deployments = []
+    for index, entry in enumerate(scenario.deployments):
+        key = streams.deployment_key(index)
+        config = entry.backend_of(scenario.backend)
+        service = ServiceModel(
+            config,
+            entry.faults_of(scenario.faults),
+            latency=VariateStream(config.latency.sample, rng(streams.LATENCY, *key)),
+            uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME, *key)),
+            fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME, *key)),
+        )
+        backend = EventBackend(env, config, service) if cancels else Backend(config, service)
+        limiter = build_limiter(entry.limiter) if entry.limiter is not None else NoLimiter()
+        breaker_config = entry.breaker_of(scenario.breaker)
+        breaker = build_breaker(breaker_config, rng(streams.BREAKER, *key), pool=pool)
+        deployments.append(Deployment(entry.name, config, backend, AdmissionChain(limiter, breaker, 0.0, _no_draw), breaker_config.preset))
+    routing_uniform = VariateStream(_uniform, rng(streams.ROUTING))
+    gateway = build_gateway([d.chain for d in deployments], scenario.router, [d.weight for d in scenario.deployments], routing_uniform.next)
+    return gateway, deployments
+
+
+def needs_policy_path(deployments: list[Deployment]) -> bool:
+    """A deployment limiter that delays or holds needs the SimPy engine."""
+    return any(not d.chain.at_once for d in deployments)
+
+
+class Route:
+    """A copy's attempts behind the gateway: the deployments tried, the fallbacks
+    sent, and the attempt under way (its deployment, ticket and send time)."""
+
+    __slots__ = ("tried", "fallbacks", "deployment", "ticket", "sent")
+
+    def __init__(self) -> None:
+        self.tried: list[int] = []
+        self.fallbacks = 0
+        self.deployment = NO_DEPLOYMENT
+        self.ticket = None
+        self.sent = 0.0
+
+
+class GatewayTarget:
+    """``PolicyRouter.target`` behind a gateway (module docstring)."""
+
+    def __init__(self, router, gateway: Gateway, deployments: list[Deployment], attempts):
+        self.router = router
+        self.gateway = gateway
+        self.deployments = deployments
+        self.attempts = attempts  # metrics.AttemptRecorder
+
+    def forward(self, copy, now: float) -> None:
+        """The copy passed the router-wide chain at ``now``: its first attempt."""
+        copy.route = Route()
+        self._attempt(copy, now)
+
+    def _attempt(self, copy, now: float) -> None:
+        route, gateway = copy.route, self.gateway
+        deployment = gateway.pick(now, route.tried)
+        route.sent = now
+        if deployment is None:  # no deployment available
+            route.deployment = NO_DEPLOYMENT
+            self._answered_at_once(copy, now, BREAKER_REJECTED)
+            return
+        route.tried.append(deployment)
+        route.deployment = deployment
+        chain = self.deployments[deployment].chain
+        ticket = route.ticket = chain.admit(copy.exchange.key, now)
+        if ticket.kind is not None:
+            gateway.rate_limited(deployment, now)
+            self._answered_at_once(copy, now, ticket.kind)
+        elif ticket.delay > 0:
+            env = self.router.env
+            env.timeout(ticket.delay).callbacks.append(lambda _event: self._to_backend(copy, ticket, env.now))
+        else:
+            self._to_backend(copy, ticket, now)
+
+    def _to_backend(self, copy, ticket, now: float) -> None:
+        route = copy.route
+        if route.ticket is not ticket:  # cancelled while the deployment's limiter held it
+            return
+        deployment = self.deployments[route.deployment]
+        refused = deployment.chain.forward(ticket, now, False)
+        if refused is not None:
+            self._answered_at_once(copy, now, refused)
+            return
+        router, backend, timeout = self.router, deployment.backend, self.router.timeout
+        router.number_admission(copy)
+        if backend.cancellable:
+            job = copy.job = backend.submit(now, lambda job: self._done(copy, job))
+            if job is not None:
+                self.gateway.sent(route.deployment, now)
+                if math.isfinite(timeout):
+                    at_instant(router.env, timeout, ANSWERS).callbacks.append(lambda _event: router.deadline(copy, job))
+                return
+        else:
+            admitted = backend.admit(now)
+            if admitted is not None:
+                self.gateway.sent(route.deployment, now)
+                end, outcome = admitted
+                if end > now + timeout:  # ending exactly at the deadline is a success
+                    end, outcome = now + timeout, TIMEOUT
+                at_instant(router.env, end - now, ANSWERS).callbacks.append(lambda _event: router.answer_due(copy, end, outcome))
+                return
+        deployment.chain.queue_full(ticket)
+        self._answered_at_once(copy, now, QUEUE_FULL)
+
+    def _done(self, copy, job) -> None:
+        """The service of ``job`` ended; an answer unless the copy moved on (its attempt timed out)."""
+        if copy.job is job and job.state != WAITING:
+            self.router.answer_due(copy, job.end, job.outcome)
+
+    def answered(self, copy, done: float, outcome: int) -> None:
+        """The router answers the attempt its deployment's backend had (in the instant's order)."""
+        route = copy.route
+        deployment = route.deployment
+        ticket = route.ticket
+        self.deployments[deployment].chain.settle(ticket, done, outcome)
+        self.gateway.answered(deployment, done, done - ticket.forwarded, outcome)
+        self._next(copy, done, outcome)
+
+    def _answered_at_once(self, copy, now: float, kind: int) -> None:
+        self._next(copy, now, kind)
+
+    def _next(self, copy, now: float, kind: int) -> None:
+        """Log the attempt; a fallback if the rule allows and a deployment is left, else the copy's answer."""
+        route, gateway = copy.route, self.gateway
+        self.attempts.add(route.deployment, route.sent, now, kind)
+        copy.job = None
+        # A hedge copy left running after its request was answered sends no fallback: no one waits for it.
+        if not copy.exchange.finished and gateway.falls_back(kind, route.fallbacks) and gateway.candidates(now, route.tried):
+            route.fallbacks += 1
+            copy.exchange.fallbacks += 1
+            copy.state = PENDING  # the copy goes on with its fallback
+            self._attempt(copy, now)
+            return
+        if not copy.exchange.finished:
+            copy.exchange.deployment = route.deployment
+        self.router.chain.settle(copy.ticket, now, kind)  # the router-wide limiter slot, if it holds one
+        self.router.resolve(copy, now, kind)
+
+    def cancel(self, copy, now: float) -> None:
+        """A hedge loser: its attempt under way leaves its backend and gives back
+        its deployment's breaker permit and limiter slot; the router-wide slot too."""
+        route = copy.route
+        if route is not None and route.ticket is not None and route.deployment != NO_DEPLOYMENT:
+            deployment = self.deployments[route.deployment]
+            if copy.job is not None:
+                deployment.backend.cancel(copy.job, now)
+            if route.ticket.admitted:  # it was sent to the backend: no longer in flight, no latency sample
+                self.gateway.answered(route.deployment, now, now - route.ticket.forwarded, NO_ANSWER)
+            deployment.chain.release(route.ticket, now)
+            route.ticket = None
+        self.router.chain.release(copy.ticket, now)
+
+
+
+class GatewayRouter:
+    """The router's parts behind a gateway, as ``model.SimRouter`` is for one
+    backend: the router-wide chain (``[limiter]`` and validation, no breaker),
+    the gateway and its deployments, the recorders (logical requests, attempts)
+    and the per-request columns (fallbacks, final deployment). The fast engine
+    drives them directly (``fast.run_closed_gateway`` / ``run_open_gateway``);
+    ``client.PolicyRouter`` wraps them with a ``GatewayTarget``."""
+
+    backend = None  # no single backend: each deployment has its own
+
+    def __init__(self, env, scenario, limiter, gateway: Gateway, deployments: list[Deployment], recorder, attempts, validation_uniform: VariateStream):
+        from array import array
+
+        from ..policies.breakers import NoBreaker
+
+        self.env = env
+        self.chain = AdmissionChain(limiter, NoBreaker(), scenario.backend.failures.validation, validation_uniform.next)
+        self.limiter = limiter
+        self.gateway = gateway
+        self.deployments = deployments
+        self.recorder = recorder
+        self.attempts = attempts
+        self.fallbacks = array("H")  # per logical request, fast engine
+        self.final_deployment = array("h")
+        self._timeout = scenario.router.timeout
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def malformed(self) -> bool:
+        """One validation draw per logical request (``model.SimRouter.malformed``)."""
+        return self.chain.malformed()
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Per logical request on the fast engine: fallbacks, the deployment of the final answer."""
+        return {
+            "fallbacks": np.frombuffer(self.fallbacks, dtype=np.uint16).astype(np.int64),
+            "deployment": np.frombuffer(self.final_deployment, dtype=np.int16).astype(np.int64),
+        }
+
+    def target(self, policy_router) -> GatewayTarget:
+        """This gateway's target for ``client.PolicyRouter`` (its per-copy hook)."""
+        return GatewayTarget(policy_router, self.gateway, self.deployments, self.attempts)
