@@ -207,7 +207,14 @@ class Recovery:
 def recoveries(transitions: list[Transition], faults, run_end: float) -> list[Recovery]:
     """One ``Recovery`` per fault window during which (or after which, before the
     next window) the breaker opened, or that found it not closed (tripped just
-    before the window, it stays open through it: its recovery counts too)."""
+    before the window, it stays open through it: its recovery counts too).
+
+    The breaker has recovered when the last transition before the next window (or
+    the run's end) is to CLOSED: a breaker that closed and tripped again counts
+    from its last close, never its first. A close before the fault's end counts
+    (0 s) only if it held to the horizon; a fault that outlasts the run has no
+    recovery (None), even if the breaker came back by itself inside it (LiteLLM's
+    cooldowns end on a timer, with no probe)."""
     order = sorted(range(len(faults)), key=lambda i: faults[i].start)
     found = []
     for position, index in enumerate(order):
@@ -221,6 +228,8 @@ def recoveries(transitions: list[Transition], faults, run_end: float) -> list[Re
             continue
         last = inside[-1] if inside else None
         closed_at = last.t if last is not None and last.to_state is BreakerState.CLOSED else None
+        if fault.end > run_end:  # the fault outlasted the run: a breaker that came back by itself inside it has not recovered
+            closed_at = None
         found.append(Recovery(index, fault.end, closed_at))
     return found
 

@@ -97,3 +97,15 @@ def test_check_passes_with_fallbacks_and_fails_without(capsys):
     assert main(["run", "failover", "--check"]) == 0
     assert main(["run", "failover", "--check", "--set", "router.max_fallbacks=0"]) != 0
     capsys.readouterr()
+
+
+def test_a_fault_that_outlasts_the_run_is_never_recovered():
+    """LiteLLM's cooldown ends on a timer, so west comes back (CLOSED) while its
+    fault is still on; a fault that outlasts the run must not count as recovered
+    (it did, as 0.0 s, before metrics.recoveries checked the fault's end)."""
+    result = simrouter.simulate("failover", seed=2, overrides=("deployments.1.faults.0.end=1000",))
+    west = next(d for d in result.summary["deployments"] if d["name"] == "west")
+    assert west["breaker"]["trips"] > 0
+    assert west["breaker"]["recovery_s"] is None and west["breaker"]["recovered"] is False
+    gate = next(t for t in result.summary["targets"] if t["name"] == "recovery:west")
+    assert gate["passed"] is False

@@ -33,7 +33,7 @@ from aiohttp import web
 import simrouter
 from simrouter.live.classify import LIVE_KIND_NAMES, TRANSPORT_KINDS, Classifier
 from simrouter.live.loadgen import LiveOptions, LoadGenerator, run_live
-from simrouter.live.service import serving
+from simrouter.live.service_thread import serving
 from simrouter.outcomes import KIND_NAMES
 
 TOKEN = "live-test-token"

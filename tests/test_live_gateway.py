@@ -41,7 +41,8 @@ import simrouter
 from simrouter.config import scenario_from_dict
 from simrouter.live.compare import compare, serve_subprocess
 from simrouter.live.loadgen import LiveOptions
-from simrouter.live.service import ATTEMPTS_HEADER, DEPLOYMENT_HEADER, ServiceThread
+from simrouter.live.service import ATTEMPTS_HEADER, DEPLOYMENT_HEADER
+from simrouter.live.service_thread import ServiceThread
 
 SEED = 1
 FAULT_START, FAULT_END = 3.0, 9.0

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 import simrouter
-from simrouter.live.service import RouterService, serving
+from simrouter.live.service import RouterService
+from simrouter.live.service_thread import serving
 from simrouter.policies import build_limiter
 
 TIMEOUT_S = 0.5

@@ -17,7 +17,7 @@ from simrouter.cli import main
 from simrouter.config import FaultWindow, Scenario, load_scenario
 from simrouter.live.classify import LIVE_KIND_NAMES
 from simrouter.live.observed_breaker import BIN_S, observe
-from simrouter.live.service import ServiceThread, serving
+from simrouter.live.service_thread import ServiceThread, serving
 from simrouter.outcomes import BREAKER_REJECTED, SUCCESS
 from simrouter.proxy.server import ProxyThread
 from simrouter.proxy.upstream import upstream_factory

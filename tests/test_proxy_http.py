@@ -19,7 +19,7 @@ import pytest
 from nginx_fixture import DONE, chat_chunk, free_port, nginx_server, requires_nginx, sse_directives
 from simrouter.cli import main
 from simrouter.config import Scenario
-from simrouter.live.service import serving
+from simrouter.live.service_thread import serving
 from simrouter.proxy.server import ProxyThread
 
 TOKEN = "proxy-admin-token-123"

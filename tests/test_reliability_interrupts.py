@@ -36,7 +36,7 @@ import pytest
 
 import simrouter.sweeps as sweeps_module
 from simrouter.cli import EXIT_RUNS_FAILED, main
-from simrouter.live.service import serving
+from simrouter.live.service_thread import serving
 from simrouter.sweepfile import load_sweep
 from simrouter.sweeps import ERROR_COLUMN, aggregate, completed_runs, sweep
 

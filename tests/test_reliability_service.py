@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 import simrouter
 from simrouter.live import service as service_module
-from simrouter.live.service import MAX_BODY, serving
+from simrouter.live.service import MAX_BODY
+from simrouter.live.service_thread import serving
 
 TOKEN = "reliability-token"
 QUIET_BACKEND = ["backend.latency=0.001", "backend.failures.processing=0.0", "backend.failures.validation=0.0", "limiter.algorithm=none"]

@@ -21,7 +21,8 @@ from simrouter.live.compare import compare, serve_subprocess
 from simrouter.live.http1 import Http1Pool, request_bytes
 from simrouter.live.loadgen import LiveOptions, run_live
 from simrouter.live.result import LiveResult
-from simrouter.live.service import RouterService, ServiceThread, serving, start_service
+from simrouter.live.service import RouterService, start_service
+from simrouter.live.service_thread import ServiceThread, serving
 from simrouter.outcomes import FAILURE, SUCCESS, VALIDATION
 from simrouter.policies.breakers import BreakerState
 

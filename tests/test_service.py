@@ -15,7 +15,8 @@ import urllib.request
 import pytest
 
 import simrouter
-from simrouter.live.service import MAX_BODY, REASON_HEADER, serving
+from simrouter.live.service import MAX_BODY, REASON_HEADER
+from simrouter.live.service_thread import serving
 
 TOKEN = "test-token"
 

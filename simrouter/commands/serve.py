@@ -63,7 +63,8 @@ async def _serve(scenario, args, token) -> None:
 
     from ..errors import ConfigError
     from ..live.loadgen import uses_client_policies
-    from ..live.service import router_service, start_service
+    from ..live.service import start_service
+    from ..live.service_thread import router_service
 
     if args.protocol == "openai" and scenario.deployments:
         raise ConfigError("--protocol", "openai behind [[deployments]] is not supported yet; use --protocol simrouter (POST /submit)")

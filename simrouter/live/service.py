@@ -92,13 +92,11 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from ..config import FaultWindow, Scenario, scenario_from_dict
-from .app_thread import AppThread
 from ..distributions import VariateStream
 from ..errors import ConfigError
 from ..diagnosis import diagnose
@@ -636,44 +634,3 @@ async def start_service(
     bound_host, bound_port = server.sockets[0].getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     return RunningService(runner, server, f"http://{shown}:{bound_port}"), f"http://{shown}:{bound_port}"
-
-
-def router_service(scenario: Scenario, seed: int = 1, admin_token: str | None = None, **options) -> RouterService:
-    """The service for ``scenario``: ``GatewayService`` (``simrouter.live.gateway_service``)
-    when it has ``[[deployments]]``, else ``RouterService``; ``options`` are their own."""
-    if scenario.deployments:
-        from .gateway_service import GatewayService  # it builds on this module
-
-        return GatewayService(scenario, seed, admin_token, **options)
-    return RouterService(scenario, seed, admin_token, **options)
-
-
-class ServiceThread(AppThread):
-    """The service on its own event loop in a background thread (tests, notebooks).
-
-    ``with ServiceThread(scenario) as svc: svc.url ...``; the loop and server stop on exit.
-    """
-
-    def __init__(
-        self,
-        scenario: Scenario,
-        seed: int = 1,
-        admin_token: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
-        backend_factory=None,
-    ):
-        self.service = router_service(scenario, seed, admin_token, header_timeout=header_timeout, backend_factory=backend_factory)
-        super().__init__(lambda h, p: start_service(self.service, h, p, shutdown_timeout=0.1), host, port, "simrouter-serve")
-
-    @property
-    def admin_token(self) -> str:
-        return self.service.admin_token
-
-
-@contextmanager
-def serving(scenario: Scenario, seed: int = 1, admin_token: str | None = None, header_timeout: float = DEFAULT_HEADER_TIMEOUT_S):
-    """``with serving(scenario) as svc:`` a ServiceThread on a free loopback port."""
-    with ServiceThread(scenario, seed, admin_token, header_timeout=header_timeout) as svc:
-        yield svc
