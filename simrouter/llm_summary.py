@@ -24,6 +24,12 @@ for rates, the throughput window (end of warm-up .. end of full load) that
   has no TPOT and meets that one). ``fraction`` of the measured requests,
   ``rps`` of good answers in the window.
 
+``llm_samples`` gives what replications pool (``simrouter.replications``): the
+measured TTFT and TPOT values and the inter-token gaps with their weights
+(equal gaps merged: decode-only steps of one batch size cost the same, so a run
+of 440k steps keeps about one pair per request); ``weighted_percentiles`` is
+the ITL percentile definition, for one run or pooled runs.
+
 ``llm_targets`` adds the pass/fail rows: ``ttft_ms.p95 < ttft_p95_ms``,
 ``tpot_ms.p95 < tpot_p95_ms``, ``tokens.output_per_s > min_output_tokens_per_s``.
 """
@@ -50,6 +56,20 @@ class LLMColumns:
     preemptions: int = 0
 
 
+def weighted_percentiles(values: np.ndarray, weights: np.ndarray) -> dict[str, float] | None:
+    """``pXX`` (``metrics.PERCENTILES``) of ``values`` repeated ``weights`` times, by the
+    inverted CDF (the smallest value at or above the fraction p of the weight); None
+    without any weight. Same unit as ``values``."""
+    keep = weights > 0
+    values, weights = values[keep], weights[keep]
+    count = weights.sum()
+    if count == 0:
+        return None
+    order = np.argsort(values, kind="stable")
+    ordered, cumulative = values[order], np.cumsum(weights[order])
+    return {f"p{p}": float(ordered[min(np.searchsorted(cumulative, p / 100.0 * count, side="left"), ordered.size - 1)]) for p in metrics.PERCENTILES}
+
+
 def weighted_stats(values_s: np.ndarray, weights: np.ndarray) -> dict:
     """``metrics.latency_stats`` fields (ms) of values repeated ``weights`` times."""
     keep = weights > 0
@@ -58,9 +78,37 @@ def weighted_stats(values_s: np.ndarray, weights: np.ndarray) -> dict:
     if count == 0:
         return metrics.latency_stats(np.zeros(0))
     order = np.argsort(values_s, kind="stable")
-    ms, cumulative = values_s[order] * 1000.0, np.cumsum(weights[order])
-    rows = {f"p{p}": float(ms[min(np.searchsorted(cumulative, p / 100.0 * count, side="left"), ms.size - 1)]) for p in metrics.PERCENTILES}
-    return {**rows, "max": float(ms[-1]), "min": float(ms[0]), "avg": float((ms * weights[order]).sum() / count), "count": count}
+    ms, weights = values_s[order] * 1000.0, weights[order]
+    rows = weighted_percentiles(ms, weights)
+    return {**rows, "max": float(ms.max()), "min": float(ms.min()), "avg": float((ms * weights).sum() / count), "count": count}
+
+
+def _itl_pairs(result) -> tuple[np.ndarray, np.ndarray]:
+    """(gap s, weight) of the measured part of the run: steps ending after warm-up, once
+    per decoding sequence they served, and the waits of recomputed sequences."""
+    steps = result.llm.steps
+    after = steps["end"] >= result.scenario.warmup
+    gaps = steps["gaps"]
+    return np.concatenate([steps["duration"][after], gaps]), np.concatenate([steps["decoded"][after], np.ones(gaps.size, dtype=np.int64)])
+
+
+def _ttft_tpot(result) -> tuple[np.ndarray, np.ndarray]:
+    """(TTFT s of the measured successes, TPOT s of those with >= 2 output tokens)."""
+    llm = result.llm
+    ok = result.measured & (result.kind == SUCCESS) & np.isfinite(llm.first_token)
+    output = llm.output_tokens[ok]
+    multi = output >= 2
+    return llm.first_token[ok] - result.sent[ok], (result.done[ok][multi] - llm.first_token[ok][multi]) / (output[multi] - 1)
+
+
+def llm_samples(result) -> dict:
+    """What replications pool (module docstring), in ms: ``ttft``, ``tpot`` (values) and
+    ``itl`` ((distinct gaps, weights))."""
+    ttft, tpot = _ttft_tpot(result)
+    gaps, weights = _itl_pairs(result)
+    distinct, inverse = np.unique(gaps, return_inverse=True)
+    merged = np.bincount(inverse.ravel(), weights=weights, minlength=distinct.size).astype(np.int64)
+    return {"ttft": ttft * 1000.0, "tpot": tpot * 1000.0, "itl": (distinct * 1000.0, merged)}
 
 
 def llm_summary(result) -> dict:
@@ -68,10 +116,8 @@ def llm_summary(result) -> dict:
     s, llm = result.scenario, result.llm
     measured = result.measured
     ok = measured & (result.kind == SUCCESS) & np.isfinite(llm.first_token)
-    ttft = llm.first_token[ok] - result.sent[ok]
+    ttft, tpot = _ttft_tpot(result)
     output = llm.output_tokens[ok]
-    multi = output >= 2
-    tpot = (result.done[ok][multi] - llm.first_token[ok][multi]) / (output[multi] - 1)
     t0, t1 = metrics.throughput_window(result.done, s.warmup, result.full_load_end_s)
     window = t1 - t0
     in_window = (result.done >= t0) & (result.done <= t1)
@@ -79,9 +125,8 @@ def llm_summary(result) -> dict:
     steps = llm.steps
     step_end, duration = steps["end"], steps["duration"]
     step_mask = (step_end >= t0) & (step_end <= t1) if window > 0 else step_end >= t0
-    gaps = steps["gaps"]
-    after = step_end >= s.warmup  # the inter-token gaps of the measured part of the run
-    itl = weighted_stats(np.concatenate([duration[after], gaps]), np.concatenate([steps["decoded"][after], np.ones(gaps.size, dtype=np.int64)]))
+    after = step_end >= s.warmup
+    itl = weighted_stats(*_itl_pairs(result))
     # goodput: every stated per-request latency target met
     all_ok = (result.kind == SUCCESS) & np.isfinite(llm.first_token)
     good = all_ok.copy()

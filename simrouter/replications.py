@@ -15,7 +15,10 @@ latency samples) and offers:
     replication's breaker never re-closed, as a single run reports it),
     EXCEPT the latency percentiles ``latency_ms.p50/p90/p95/p99``: they are the
     percentile of **all replications' latency samples pooled**, the P99 of the
-    latency distribution a planner reads (``stats.quantile_interval``);
+    latency distribution a planner reads (``stats.quantile_interval``); so are,
+    on the LLM backend, ``ttft_ms``, ``tpot_ms`` (pooled per-request values) and
+    ``itl_ms`` (the pooled inter-token gaps, with ``llm_summary``'s weighted
+    percentile definition) percentiles (``LLM_QUANTILE_FIGURES``);
   - a flag or state is the common value, or when replications disagree: False
     for flags (not true in every replication), the most frequent for text;
   - ``breaker.transitions`` is empty (each replication's are in
@@ -26,8 +29,9 @@ latency samples) and offers:
   - ``targets`` and the breaker recommendation are evaluated on these figures;
   - plus ``replications`` (how many), ``ci95`` (dotted key -> [low, high], for
     every figure that is a number in some replication: the Student-t 95 %
-    interval of the per-replication values, and for the latency percentiles the
-    sectioning interval around the pooled percentile; None with fewer than two
+    interval of the per-replication values, and for the pooled percentiles the
+    sectioning interval around the pooled percentile (for ``itl_ms``: the
+    t-interval of the per-replication percentiles, centred on the pooled one); None with fewer than two
     values, or when the figure is None; every figure is non-negative, so a low
     end below 0 is clipped to 0 and the key listed in ``ci95_clipped_at_0``) and,
     with sequential stopping, ``precision``; ``diagnosis``: the replications'
@@ -98,8 +102,12 @@ DEFAULT_MAX_REPLICATIONS = 100
 NOT_FIGURES = ("seed", "replication")
 # The figures that are quantiles of the latency distribution: pooled, with sectioning intervals.
 QUANTILE_FIGURES = {f"latency_ms.p{p}": p / 100.0 for p in PERCENTILES}
+# The LLM backend's pooled quantiles: dotted key -> (``llm_summary.llm_samples`` key, q).
+LLM_SAMPLES = {"ttft_ms": "ttft", "tpot_ms": "tpot", "itl_ms": "itl"}
+LLM_QUANTILE_FIGURES = {f"{figure}.p{p}": (name, p / 100.0) for figure, name in LLM_SAMPLES.items() for p in PERCENTILES}
 
 __all__ = [
+    "LLM_QUANTILE_FIGURES",
     "QUANTILE_FIGURES",
     "ReplicatedResult",
     "ReplicationOutput",
@@ -257,12 +265,38 @@ def pooled_quantiles(samples: Sequence[np.ndarray]) -> dict[str, float | None]:
     return {key: float(value) for key, value in zip(QUANTILE_FIGURES, values)}
 
 
-def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples: Sequence[np.ndarray] | None = None, deployment_samples=None) -> dict:
+def _llm_parts(llm_samples: Sequence[dict], name: str) -> list:
+    """Each replication's samples of ``name`` (``llm_summary.llm_samples``), those with any."""
+    if name == "itl":
+        return [pair for pair in (d[name] for d in llm_samples) if pair[1].sum() > 0]
+    return [values for values in (d[name] for d in llm_samples) if len(values)]
+
+
+def pooled_llm_quantiles(llm_samples: Sequence[dict]) -> dict[str, float | None]:
+    """``LLM_QUANTILE_FIGURES`` of all replications' samples pooled (ms; None without any)."""
+    from .llm_summary import weighted_percentiles
+
+    out: dict[str, float | None] = {}
+    for figure, name in LLM_SAMPLES.items():
+        parts = _llm_parts(llm_samples, name)
+        if name == "itl":
+            rows = weighted_percentiles(np.concatenate([v for v, _ in parts]), np.concatenate([w for _, w in parts])) if parts else None
+            out.update({f"{figure}.p{p}": (rows[f"p{p}"] if rows else None) for p in PERCENTILES})
+        else:
+            values = np.percentile(np.concatenate(parts), list(PERCENTILES)) if parts else [None] * len(PERCENTILES)
+            out.update({f"{figure}.p{p}": (None if v is None else float(v)) for p, v in zip(PERCENTILES, values)})
+    return out
+
+
+def mean_summary(
+    summaries: Sequence[dict], scenario: Scenario, latency_samples: Sequence[np.ndarray] | None = None, llm_samples: Sequence[dict] | None = None, deployment_samples=None
+) -> dict:
     """The summary of means (module doc; latency percentiles pooled from
-    ``latency_samples``, when given), targets evaluated on it. Behind a gateway,
-    ``deployments`` are merged deployment by deployment
-    (``deployment_summary.mean_deployments``: shares and counts averaged, each
-    deployment's latency percentiles pooled from ``deployment_samples``)."""
+    ``latency_samples``, and the LLM ones from ``llm_samples``, when given),
+    targets evaluated on it. Behind a gateway, ``deployments`` are merged
+    deployment by deployment (``deployment_summary.mean_deployments``: shares and
+    counts averaged, each deployment's latency percentiles pooled from
+    ``deployment_samples``)."""
     from .diagnosis import merge as merge_diagnoses
     from .metrics import breaker_recommendation
     from .targets import evaluate_targets
@@ -272,6 +306,10 @@ def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples:
     if latency_samples is not None:
         for key, value in pooled_quantiles(latency_samples).items():
             summary["latency_ms"][key.split(".", 1)[1]] = value
+    if llm_samples and "ttft_ms" in summary:
+        for key, value in pooled_llm_quantiles(llm_samples).items():
+            figure, leaf = key.split(".", 1)
+            summary[figure][leaf] = value
     breaker = summary["breaker"]
     if any(s["breaker"]["recovered"] is False for s in summaries):
         breaker["recovery_s"] = None
@@ -289,12 +327,26 @@ def mean_summary(summaries: Sequence[dict], scenario: Scenario, latency_samples:
     return summary
 
 
-def figure_interval(flat_summaries: Sequence[dict], latency_samples: Sequence[np.ndarray] | None, key: str, level: float = DEFAULT_LEVEL) -> Interval | None:
+def figure_interval(
+    flat_summaries: Sequence[dict], latency_samples: Sequence[np.ndarray] | None, key: str, level: float = DEFAULT_LEVEL, llm_samples: Sequence[dict] | None = None
+) -> Interval | None:
     """The interval ``ci95`` reports for ``key`` over these replications: sectioning
-    around the pooled quantile for ``QUANTILE_FIGURES`` (when samples are kept),
-    else the t-interval of the replications that have a value."""
+    around the pooled quantile for ``QUANTILE_FIGURES`` (when samples are kept) and
+    ``LLM_QUANTILE_FIGURES`` (when LLM samples are kept), else the t-interval of the
+    replications that have a value."""
     if key in QUANTILE_FIGURES and latency_samples is not None:
         return quantile_interval(latency_samples, QUANTILE_FIGURES[key], level)
+    if key in LLM_QUANTILE_FIGURES and llm_samples:
+        name, q = LLM_QUANTILE_FIGURES[key]
+        if name != "itl":
+            return quantile_interval(_llm_parts(llm_samples, name), q, level)
+        # Weighted gaps: the sections are the replications' own percentiles (their summaries').
+        sections = t_interval(np.array([v for v in _values(flat_summaries, key) if v is not None], dtype=float), level)
+        point = pooled_llm_quantiles(llm_samples)[key]
+        if sections is None or point is None:
+            return None
+        half = sections.half_width
+        return Interval(point, point - half, point + half, sections.n, level, sections.skewness)
     values = np.array([v for v in _values(flat_summaries, key) if v is not None], dtype=float)
     return t_interval(values, level)
 
@@ -317,6 +369,8 @@ class ReplicatedResult:
     latency_samples: list[np.ndarray] | None = field(default=None, repr=False)
     # Behind a gateway: per replication, each deployment's latency samples (ms), pooled likewise.
     deployment_samples: list[list[np.ndarray]] | None = field(default=None, repr=False)
+    # LLM backend: each replication's ``llm_summary.llm_samples`` (TTFT, TPOT, ITL pooled). None: not kept.
+    llm_samples: list[dict] | None = field(default=None, repr=False)
 
     @property
     def replications(self) -> int:
@@ -333,11 +387,11 @@ class ReplicatedResult:
     def interval(self, key: str, level: float = DEFAULT_LEVEL) -> Interval | None:
         """The interval of ``key`` (``figure_interval``): for a latency percentile,
         around the pooled percentile; else the t-interval across the replications."""
-        return figure_interval(self._flat_summaries, self.latency_samples, key, level)
+        return figure_interval(self._flat_summaries, self.latency_samples, key, level, self.llm_samples)
 
     @cached_property
     def summary(self) -> dict:
-        summary = mean_summary(self.summaries, self.scenario, self.latency_samples, self.deployment_samples)
+        summary = mean_summary(self.summaries, self.scenario, self.latency_samples, self.llm_samples, self.deployment_samples)
         ci95 = {}
         flat = flatten(summary)
         clipped = []
@@ -388,7 +442,8 @@ class ReplicatedResult:
             interval = self.interval(key, level)
             values = self.values(key)
             n = int((~np.isnan(values)).sum())
-            point = flat.get(key) if key in QUANTILE_FIGURES else (float(np.nanmean(values)) if n else None)
+            pooled = key in QUANTILE_FIGURES or (key in LLM_QUANTILE_FIGURES and self.llm_samples)
+            point = flat.get(key) if pooled else (float(np.nanmean(values)) if n else None)
             low, high = (interval.low, interval.high) if interval else (math.nan, math.nan)
             rows.append({"metric": key, "mean": math.nan if point is None else point, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2, "n": n})
         return pd.DataFrame(rows)
@@ -413,11 +468,13 @@ class ReplicationsInterrupted(KeyboardInterrupt):
 @dataclass(frozen=True)
 class ReplicationOutput:
     """What a worker sends back for one replication: its summary and its latency
-    samples (ms, the latency population after warm-up)."""
+    samples (ms, the latency population after warm-up); on the LLM backend its
+    ``llm_summary.llm_samples`` (else None)."""
 
     summary: dict
     latency_ms: np.ndarray
     deployment_latency_ms: list[np.ndarray] | None = None  # behind a gateway: each deployment's (ms)
+    llm: dict | None = None
 
 
 def replication_summary(scenario: Scenario, seed: int, replication: int) -> dict:
@@ -437,7 +494,12 @@ def replication_output(scenario: Scenario, seed: int, replication: int, warmup: 
         from .deployment_summary import deployment_latencies
 
         per_deployment = deployment_latencies(result)
-    return ReplicationOutput(summary, result.latencies() * 1000.0, per_deployment)
+    llm = None
+    if result.llm is not None:
+        from .llm_summary import llm_samples
+
+        llm = llm_samples(result)
+    return ReplicationOutput(summary, result.latencies() * 1000.0, per_deployment, llm)
 
 
 def run_with_warmup(scenario: Scenario, seed: int, replication: int, warmup: WarmupChoice | None = None):
@@ -493,7 +555,8 @@ def _watched_intervals(outputs: Sequence[ReplicationOutput], metrics: Sequence[s
     flat = [flatten(s) for s in summaries]
     watched = list(metrics) if metrics is not None else watched_metrics(summaries)
     samples = [o.latency_ms for o in outputs]
-    return {m: figure_interval(flat, samples, m) for m in watched if any(v is not None for v in _values(flat, m))}
+    llm = [o.llm for o in outputs] if outputs and all(o.llm is not None for o in outputs) else None
+    return {m: figure_interval(flat, samples, m, llm_samples=llm) for m in watched if any(v is not None for v in _values(flat, m))}
 
 
 # Figures whose per-replication values can have a rare high mode (module doc).
@@ -616,6 +679,7 @@ def _result(scenario, seed, outputs: Sequence[ReplicationOutput], report, interr
         time.perf_counter() - started,
         latency_samples=[o.latency_ms for o in outputs],
         deployment_samples=[o.deployment_latency_ms for o in outputs] if outputs and outputs[0].deployment_latency_ms is not None else None,
+        llm_samples=[o.llm for o in outputs] if outputs and all(o.llm is not None for o in outputs) else None,
     )
 
 

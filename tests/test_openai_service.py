@@ -3,7 +3,6 @@ layer (simrouter.protocols) with aiohttp as the client: streamed and whole answe
 error kind, incomplete streams and SSE error events, Retry-After, and secrets never written."""
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -20,13 +19,12 @@ from multidict import CIMultiDict
 from simrouter.config import scenario_from_dict
 from simrouter.errors import ConfigError
 from simrouter.live.classify import UNEXPECTED_STATUS
-from simrouter.live.openai_service import OpenAIService
-from simrouter.live.service import start_service
 from simrouter.outcomes import BREAKER_REJECTED, FAILURE, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT, VALIDATION
 from simrouter.protocols.answers import INCOMPLETE_STREAM, AnswerClassifier
 from simrouter.protocols.encode import RequestEncoder
 from simrouter.protocols.env import redact
 from simrouter.protocols.stream import COMPLETE, StreamAccumulator, summarize_completion
+from openai_fixture import running_openai as running
 
 QUIET = {"limiter": {"algorithm": "none"}, "breaker": {"preset": "none"}}
 NO_FAILURES = {"processing": 0, "timeout": 0, "validation": 0}
@@ -38,15 +36,6 @@ def scenario(backend=None, request=None, **sections):
     return scenario_from_dict(data)
 
 
-@contextlib.asynccontextmanager
-async def running(s, seed=1):
-    service = OpenAIService(s, seed=seed)
-    runner, url = await start_service(service, "127.0.0.1", 0, shutdown_timeout=0.1)
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            yield session, url, service
-    finally:
-        await runner.cleanup()
 
 
 async def send(session, url, encoded, protocol="openai-chat", classifier=AnswerClassifier()):

@@ -22,6 +22,7 @@ def register(subparsers) -> None:
     )
     add_live_options(parser)
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the result as JSON ('-' for standard output)")
+    parser.add_argument("--streams", metavar="PATH", type=Path, help="also write each streamed answer's send, chunk arrivals and tokens (for simrouter calibrate --fit step-time)")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target fails")
     parser.add_argument(
         "--dashboard", action="store_true",
@@ -179,6 +180,10 @@ def handle(args: argparse.Namespace) -> int:
     to_stdout = args.json is not None and str(args.json) == "-"
     if args.json is not None:
         write_json(result.to_dict(), args.json)
+    if args.streams is not None:  # simrouter.live.stream_record
+        from ..live.stream_record import from_live
+
+        from_live(result).write(args.streams)
     if not to_stdout:
         print_live(result)
         if options.fault_proxy:

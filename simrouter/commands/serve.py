@@ -68,6 +68,9 @@ async def _serve(scenario, args, token) -> None:
 
     if args.protocol == "openai" and scenario.deployments:
         raise ConfigError("--protocol", "openai behind [[deployments]] is not supported yet; use --protocol simrouter (POST /submit)")
+    if scenario.backend.is_llm and (args.protocol != "openai" or args.upstream):
+        # The batching model streams tokens: only the OpenAI front end speaks them.
+        raise ConfigError("--protocol", 'backend.model = "llm" is served with --protocol openai (and no --upstream); got ' + (f"--upstream {args.upstream}" if args.upstream else f"--protocol {args.protocol}"))
     if args.protocol == "openai":  # the same policies behind OpenAI-compatible endpoints
         from ..live.openai_service import OpenAIService
 
@@ -88,6 +91,8 @@ async def _serve(scenario, args, token) -> None:
     print(f"simrouter serve: listening on {url} (scenario {scenario.name}; admin token {shown})", flush=True)
     if not is_loopback(args.host):
         print(f"simrouter serve: warning: {args.host} is not a loopback address; other machines can reach this service", file=sys.stderr, flush=True)
+    if scenario.limiter.tokens_per_minute is not None:
+        print("simrouter serve: note: limiter.tokens_per_minute is not applied by the service (the simulation applies it)", file=sys.stderr, flush=True)
     if uses_client_policies(scenario):
         print("simrouter serve: note: router.retry / router.hedge are not applied by the service", file=sys.stderr, flush=True)
     stop = asyncio.Event()

@@ -59,6 +59,21 @@ How the verdict is reached (``comparison_rows``):
   the simulation's function (``metrics.latency_stats``), so both sides use one
   definition; the HDR figures stay in the live run's own JSON.
 
+**LLM rows** (``backend.model = "llm"``, served by ``serve --protocol openai``
+with the batching model in real time; ``request.protocol`` must be an openai
+one and the stream on for ITL): ``ttft_ms``, ``itl_ms`` and ``tpot_ms`` P50 and
+P95 (``LLM_METRICS``). Their simulated figure is the percentile of the
+replications' samples pooled and their confidence interval the sectioning one
+(``ReplicatedResult.interval``, as ``simrouter run --replications`` reports
+them); the prediction interval is centred on the pooled figure. The live
+figures are recomputed from the live run's samples (``LiveResult.token_timing``)
+with the simulation's definitions: linear interpolation for TTFT and TPOT, the
+inverted CDF for ITL (``llm_summary.weighted_percentiles``).
+``service_overhead`` reports what the service itself adds: the steps' lag
+behind their deadlines as the live engine measured it (``/metrics``
+``service.llm.step_lag_ms``) and, when the service was started here, live
+minus paired (replication 0, same arrivals and tokens) for each LLM row.
+
 The live generator runs with ``seed`` (``options.seed`` is replaced): its
 arrivals, keys and think times are replication 0's. When the service was
 started here, it also draws the same backend random numbers as simulated
@@ -78,6 +93,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +106,7 @@ from ..config import Scenario, load_scenario
 from ..errors import ConfigError
 from ..outcomes import KIND_NAMES
 from ..metrics import latency_stats
-from ..stats import DEFAULT_LEVEL, t_interval
+from ..stats import DEFAULT_LEVEL, Interval, t_interval
 from .loadgen import LiveOptions, run_live
 from .tomlfile import scenario_toml
 
@@ -104,6 +120,9 @@ BASE_METRICS = (
     ("throughput.rps", "req/s"),
     ("error_rate", "fraction"),
 )
+# backend.model = "llm": the token timings (module docstring)
+LLM_METRICS = tuple((f"{figure}.{p}", "ms") for figure in ("ttft_ms", "itl_ms", "tpot_ms") for p in ("p50", "p95"))
+LLM_PROTOCOLS = ("openai-chat", "openai-completions")
 STARTUP_TIMEOUT_S = 60.0
 ADJUSTMENTS = ("bonferroni", "none")
 WIDE = 0.5  # an interval whose half-width exceeds this share of the mean tells nothing
@@ -179,14 +198,15 @@ class ComparisonRow:
         return dict(self.__dict__)
 
 
-def prediction_interval(values: np.ndarray, level: float = DEFAULT_LEVEL, live_se: float = 0.0) -> tuple[float, float] | None:
+def prediction_interval(values: np.ndarray, level: float = DEFAULT_LEVEL, live_se: float = 0.0, centre: float | None = None) -> tuple[float, float] | None:
     """Where one more run falls with probability ``level`` (i.i.d. normal runs), measured
-    with standard error ``live_se``: ``mean -/+ t(n-1) sqrt(s^2 (1 + 1/n) + live_se^2)``."""
+    with standard error ``live_se``: ``mean -/+ t(n-1) sqrt(s^2 (1 + 1/n) + live_se^2)``
+    (``centre``: around it instead of the mean, e.g. a pooled percentile)."""
     values = np.asarray(values, dtype=float)
     n = values.size
     if n < 2:
         return None
-    mean = float(values.mean())
+    mean = float(values.mean()) if centre is None else centre
     spread = float(values.std(ddof=1)) ** 2 * (1 + 1 / n) + live_se**2
     half = float(scipy_t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(spread)
     return mean - half, mean + half
@@ -198,9 +218,14 @@ def live_standard_error(key: str, unit: str, value: float | None, live: dict, la
     if value is None:
         return 0.0
     requests = (live.get("requests") or {}).get("sent") or 0
-    if key.startswith("latency_ms.") and latencies_ms is not None and latencies_ms.size >= 2:
+    figure = key.split(".", 1)[0]
+    if isinstance(latencies_ms, dict):  # one sorted sample per figure (latency_ms, ttft_ms, ...)
+        latencies_ms = latencies_ms.get(figure)
+    elif figure != "latency_ms":
+        latencies_ms = None
+    if figure in ("latency_ms", "ttft_ms", "itl_ms", "tpot_ms") and latencies_ms is not None and latencies_ms.size >= 2:
         n = latencies_ms.size
-        if key == "latency_ms.avg":
+        if key.endswith(".avg"):
             return float(latencies_ms.std(ddof=1) / math.sqrt(n))
         q = float(key.rsplit(".p", 1)[1]) / 100
         rank, spread = q * (n - 1), math.sqrt(n * q * (1 - q))  # +/- one standard deviation of the rank
@@ -224,9 +249,12 @@ def live_standard_error(key: str, unit: str, value: float | None, live: dict, la
 
 
 def compared_metrics(scenario: Scenario, summaries: list[dict], live: dict) -> list[tuple[str, str]]:
-    """The base metrics, each error kind either side saw, and the breaker's when faults are
-    injected (behind a gateway: each deployment's share and its breaker's recovery instead)."""
+    """The base metrics, the token timings on the LLM backend, each error kind either side
+    saw, and the breaker's when faults are injected (behind a gateway: each deployment's
+    share and its breaker's recovery instead)."""
     metrics = list(BASE_METRICS)
+    if scenario.backend.is_llm:
+        metrics += [(key, unit) for key, unit in LLM_METRICS if key.split(".", 1)[0] != "itl_ms" or scenario.request.stream]
     for name in KIND_NAMES[1:]:
         key = f"error_rates.{name}"
         if any(_get(s, key) for s in summaries) or _get(live, key):
@@ -277,6 +305,20 @@ def live_latency_figures(latencies_s: np.ndarray) -> dict:
     return latency_stats(np.array(latencies_s, dtype=float), overwrite=True)
 
 
+def live_token_figures(timing: dict) -> dict:
+    """``ttft_ms``, ``tpot_ms`` and ``itl_ms`` of a live run's ``token_timing()`` (seconds)
+    with the simulation's definitions (module docstring)."""
+    from ..llm_summary import weighted_stats
+
+    tpot = np.asarray(timing["tpot"], dtype=float)
+    itl = np.asarray(timing["itl"], dtype=float)
+    return {
+        "ttft_ms": latency_stats(np.array(timing["ttft"], dtype=float), overwrite=True),
+        "tpot_ms": latency_stats(tpot[np.isfinite(tpot)].copy(), overwrite=True),
+        "itl_ms": weighted_stats(itl, np.ones(itl.size, dtype=np.int64)),
+    }
+
+
 def comparison_rows(
     scenario: Scenario,
     summaries: list[dict],
@@ -285,25 +327,39 @@ def comparison_rows(
     level: float = DEFAULT_LEVEL,
     live_latencies_s: np.ndarray | None = None,
     adjust: str = "bonferroni",
+    live_token_timing: dict | None = None,
+    pooled: Callable[[str], Interval | None] | None = None,
 ) -> list[ComparisonRow]:
     """One row per compared metric (module docstring). ``live_latencies_s``: the live run's
-    latencies; when given, its latency figures are recomputed from them as the simulation's."""
+    latencies; when given, its latency figures are recomputed from them as the simulation's;
+    ``live_token_timing`` (``LiveResult.token_timing()``) likewise for the LLM rows.
+    ``pooled(key)``: the pooled figure and its sectioning interval for the LLM rows
+    (``ReplicatedResult.interval``); without it their rows use the replications' mean."""
     live = dict(live)
-    latencies_ms = None
+    samples_ms: dict[str, np.ndarray] = {}
     if live_latencies_s is not None:
         live["latency_ms"] = live_latency_figures(live_latencies_s)
-        latencies_ms = np.sort(np.asarray(live_latencies_s, dtype=float)) * 1000.0
+        samples_ms["latency_ms"] = np.sort(np.asarray(live_latencies_s, dtype=float)) * 1000.0
+    if live_token_timing is not None and scenario.backend.is_llm:
+        live.update(live_token_figures(live_token_timing))
+        tpot = np.asarray(live_token_timing["tpot"], dtype=float)
+        for figure, values in (("ttft_ms", live_token_timing["ttft"]), ("tpot_ms", tpot[np.isfinite(tpot)]), ("itl_ms", live_token_timing["itl"])):
+            samples_ms[figure] = np.sort(np.asarray(values, dtype=float)) * 1000.0
     metrics = compared_metrics(scenario, summaries, live)
     level_each = row_level(level, len(metrics), adjust)
+    llm_keys = {key for key, _ in LLM_METRICS}
     rows = []
     for key, unit in metrics:
         sim_key = RECOVERY if key == OBSERVED_RECOVERY else key
         values = np.array([v for v in (_get(s, sim_key) for s in summaries) if v is not None], dtype=float)
         mean = float(values.mean()) if values.size else None
         ci = t_interval(values, level)
+        if key in llm_keys and pooled is not None:
+            ci = pooled(key)
+            mean = ci.mean if ci is not None else mean
         live_value = _get(live, OBSERVED_SOURCE if key == OBSERVED_RECOVERY else key)
-        se = live_standard_error(key, unit, live_value, live, latencies_ms)
-        pi = prediction_interval(values, level_each, se)
+        se = live_standard_error(key, unit, live_value, live, samples_ms)
+        pi = prediction_interval(values, level_each, se, centre=mean if key in llm_keys else None)
         # Every compared figure is >= 0: an interval reaching below 0 is cut there.
         ci_low = None if ci is None else max(0.0, ci.low)
         shown_pi = None if pi is None else (max(0.0, pi[0]), pi[1])
@@ -347,6 +403,7 @@ class LiveComparison:
     live: object  # LiveResult
     sim_summaries: list[dict] = field(repr=False)
     adjust: str = "bonferroni"
+    service_overhead: dict | None = None  # LLM backend: what the service adds (module docstring)
 
     def row(self, metric: str) -> ComparisonRow:
         return next(r for r in self.rows if r.metric == metric)
@@ -386,6 +443,7 @@ class LiveComparison:
                 "verdicts": self.verdict_counts(),
                 "rows": [r.to_dict() for r in self.rows],
                 "breaker_timeline": breaker_timeline(self.sim_summaries, self.live.summary),
+                "service_overhead": self.service_overhead,
                 "live": self.live.to_dict(),
                 "config": self.scenario.to_dict(),
             }
@@ -471,6 +529,9 @@ def compare(
     if replications < 2:
         raise ConfigError("--replications", f"expected at least 2 (an interval needs two runs), got {replications}")
     row_level(level, 1, adjust)  # a bad adjust is refused before anything runs
+    if scenario.backend.is_llm and scenario.request.protocol not in LLM_PROTOCOLS:
+        raise ConfigError("request.protocol", f'backend.model = "llm" streams tokens: compare it with {" or ".join(LLM_PROTOCOLS)}, got {scenario.request.protocol!r} '
+                          '(e.g. --set request.protocol=\'"openai-chat"\' --set request.model=\'"m"\' --set request.stream=true)')
     simulated = replicate(scenario, seed=seed, replications=replications)
     summaries = list(simulated.summaries)
     options = dataclasses.replace(options or LiveOptions(), seed=seed)
@@ -482,14 +543,35 @@ def compare(
     else:
         live = run_live(scenario, target, options)
         paired = None
-    if scenario.request.protocol in ("openai-chat", "openai-completions") and scenario.backend.tpot is not None:
+    if scenario.request.protocol in LLM_PROTOCOLS and scenario.backend.tpot is not None and not scenario.backend.is_llm:
         live.notes.append(
-            "backend.tpot is not simulated yet: the simulated latency is the backend's service time (backend.latency) while the live one "
-            "includes streaming every output token; compare ttft_ms with backend.ttft, or fit both with simrouter calibrate"
+            "backend.tpot is not simulated by the delay model: the simulated latency is the backend's service time (backend.latency) while the "
+            'live one includes streaming every output token; simulate tokens with backend.model = "llm" (docs/llm.md), or compare ttft_ms with backend.ttft'
         )
+    llm = scenario.backend.is_llm
     live_summary = with_target_deployments(live.summary, live.target_metrics)
-    rows = comparison_rows(scenario, summaries, live_summary, paired, level, live.latencies(), adjust)
-    return LiveComparison(scenario, seed, len(summaries), level, target, rows, live, summaries, adjust)
+    rows = comparison_rows(
+        scenario, summaries, live_summary, paired, level, live.latencies(), adjust,
+        live_token_timing=live.token_timing() if llm else None, pooled=simulated.interval if llm else None,
+    )
+    overhead = service_overhead(rows, live) if llm else None
+    if overhead is not None and overhead.get("step_lag_ms"):
+        lag = overhead["step_lag_ms"]
+        live.notes.append(f"service overhead: engine steps ended {lag['mean']:.2f} ms (mean) / {lag['max']:.1f} ms (max) after their deadlines")
+    return LiveComparison(scenario, seed, len(summaries), level, target, rows, live, summaries, adjust, overhead)
+
+
+def service_overhead(rows: list[ComparisonRow], live) -> dict:
+    """What the live service adds on the LLM backend (module docstring): its engine's step lag
+    (from the target's ``/metrics``, None from another target) and live - paired per LLM row."""
+    service = ((live.target_metrics or {}).get("service") or {}).get("llm") or {}
+    llm_keys = {key for key, _ in LLM_METRICS}
+    return {
+        "step_lag_ms": service.get("step_lag_ms"),
+        "mean_step_ms": service.get("mean_step_ms"),
+        "reanchored_steps": service.get("reanchored_steps"),
+        "live_minus_paired_ms": {r.metric: r.live - r.sim_paired for r in rows if r.metric in llm_keys and r.live is not None and r.sim_paired is not None},
+    }
 
 
 def render_table(comparison: LiveComparison):
@@ -514,7 +596,10 @@ def render_table(comparison: LiveComparison):
         return f"{value:.2%}" if unit == "fraction" else f"{value:,.1f}"
 
     def _label(metric, unit):
-        name = metric.rsplit(".", 1)[-1].replace("_", " ")
+        figure, _, leaf = metric.rpartition(".")
+        name = leaf.replace("_", " ")
+        if figure in ("ttft_ms", "itl_ms", "tpot_ms"):  # beside latency_ms's percentiles: say whose
+            name = f"{figure[:-3]} {name}"
         if metric.startswith(DEPLOYMENTS + "."):  # "west share", "west recovery s (s)"
             deployment = next((d.name for d in comparison.scenario.deployments if metric.startswith(f"{DEPLOYMENTS}.{d.name}.")), "")
             name = f"{deployment} {name}"

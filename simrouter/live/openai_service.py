@@ -28,6 +28,36 @@ Timing, from the scenario's ``[backend]`` (docs/protocols.md):
   (it recorded the success at the first token). ``/metrics`` latency is the time
   to the first token.
 
+With ``backend.model = "llm"`` (docs/llm.md, "The batching model in real
+time") the stand-in is replaced by the simulation's continuous-batching
+scheduler run in real time (``simrouter.live.llm_engine``), behind the same
+``RouterService.handle`` (limiter, validation, breaker, router timeout, faults):
+
+* each arrival (a parsed request) takes the tokens of the simulation's logical
+  request of the same rank: ``[workload.tokens]`` (its defaults when absent, or
+  its trace) drawn from replication 0's streams, ``request.max_tokens``
+  applied (``llm_engine.arrival_tokens``). ``usage.prompt_tokens`` is that
+  prompt length, not the text's: the sent prompt stands in for a prompt of
+  that many tokens, so the live run and the simulation describe the same
+  requests. ``backend.output_tokens``, ``ttft`` and ``tpot`` are not used
+  (the simulation's LLM model does not use them either). The body's
+  ``max_tokens`` caps the output again (``finish_reason`` "length").
+* the router's call is the whole generation, as simulated: it ends at the last
+  token, so ``latency_ms``, the breaker's call duration and the router timeout
+  are end to end; a concurrency limiter holds its place until then.
+* streamed: the 200 and the first content chunk go out at the end of the step
+  that completes the prompt's prefill, then one chunk per token as the steps
+  emit them, then (with ``include_usage``) the usage chunk and ``[DONE]``. An
+  answer other than success before the first token is an error answer as
+  below; a router timeout after it ends the stream with an SSE ``event:
+  error`` (code ``timeout``). Not streamed: the whole answer at the last token.
+* a client that goes away (a failed write, or a closed connection noticed
+  within ``DISCONNECT_POLL_S``) cancels its request: it leaves the queue or the
+  batch. ``stream_cut`` / ``stream_error`` end the client's stream early; the
+  sequence runs to its end (the router records its outcome then).
+* ``/metrics`` adds ``service.llm``: running and waiting sequences, steps,
+  mean step time, the steps' lag behind their deadlines, preemptions.
+
 Answers other than success are OpenAI-shaped ``{"error": {"message", "type",
 "param", "code"}}``:
 
@@ -67,12 +97,14 @@ from ..distributions import Constant, VariateStream
 from ..outcomes import BREAKER_REJECTED, FAILURE, KIND_NAMES, QUEUE_FULL, RATE_LIMITED, SUCCESS, TIMEOUT, VALIDATION
 from ..sim import streams
 from .backend import uniform
+from .llm_engine import CURRENT, LiveLLMBackend, TokenStream, arrival_tokens
 from .service import ANONYMOUS, MAX_BODY, OUTCOME_HEADER, REASON_HEADER, REASONS, RouterService, user_key
 
 # Random sources of this front end (beyond the simulation's ``streams`` ids).
 TPOT_STREAM, TOKENS_STREAM, STREAM_FAULT_STREAM = 100, 101, 102
 DEFAULT_OUTPUT_TOKENS = 16
 STANDIN_MODEL = "simrouter-standin"
+DISCONNECT_POLL_S = 0.25  # LLM model: how often a request waiting for its first token checks its client
 WORDS = ("The", " router", " admits", " a", " request", ",", " the", " backend", " answers", ".")
 
 ERRORS = {
@@ -117,8 +149,19 @@ class OpenAIService:
     def __init__(self, scenario: Scenario, seed: int = 1, admin_token: str | None = None, **router_options):
         """``router_options``: ``RouterService``'s own (``header_timeout``, ``max_limiter_keys``)."""
         backend = scenario.backend
-        routed = dataclasses.replace(scenario, backend=dataclasses.replace(backend, latency=backend.ttft)) if backend.ttft is not None else scenario
+        self.engine: LiveLLMBackend | None = None  # the batching engine (backend.model = "llm"), once started
+        self._background: set[asyncio.Task] = set()
+        if backend.is_llm:
+            # Capacity and utilisation read sequence slots, as in the simulation's summary.
+            routed = dataclasses.replace(scenario, backend=dataclasses.replace(backend, capacity=backend.max_num_seqs))
+            self._arrivals = arrival_tokens(scenario, seed)
+            router_options["backend_factory"] = self._llm_engine
+        elif backend.ttft is not None:
+            routed = dataclasses.replace(scenario, backend=dataclasses.replace(backend, latency=backend.ttft))
+        else:
+            routed = scenario
         self.router = RouterService(routed, seed=seed, admin_token=admin_token, **router_options)
+        self.seed = seed
         self.scenario = scenario
         self.model = scenario.request.model
         tpot = backend.tpot or Constant(0.0)
@@ -131,6 +174,10 @@ class OpenAIService:
         self._stream_error = failures.stream_error or 0.0
         self._retry_after = _nominal_retry_after(scenario.limiter)
         self._created = int(time.time())
+
+    def _llm_engine(self, config, clock, loop) -> LiveLLMBackend:
+        self.engine = LiveLLMBackend(config, self.seed, clock, loop)
+        return self.engine
 
     @property
     def admin_token(self) -> str:
@@ -148,7 +195,7 @@ class OpenAIService:
             ("POST", "/v1/chat/completions", self.handle_chat),
             ("POST", "/v1/completions", self.handle_completions),
             ("GET", "/v1/models", self.handle_models),
-            ("GET", "/metrics", router.handle_metrics),
+            ("GET", "/metrics", self.handle_metrics),
             ("GET", "/metrics/prometheus", router.handle_prometheus),
             ("GET", "/health", router.handle_health),
             ("POST", "/admin/faults", router.handle_add_faults),
@@ -170,6 +217,13 @@ class OpenAIService:
         endpoints = ", ".join(f"{m} {p}" for p, methods in self._methods.items() for m in methods)
         return web.json_response(error_body(f"Unknown request URL: {request.method} {request.path}; endpoints: {endpoints}", "invalid_request_error", "unknown_url"), status=404)
 
+    async def handle_metrics(self, request: web.Request) -> web.Response:
+        """``RouterService``'s ``/metrics``, plus ``service.llm`` with the LLM model."""
+        data = self.router.metrics()
+        if self.scenario.backend.is_llm:
+            data["service"]["llm"] = self.engine.gauges() if self.engine is not None else None
+        return web.json_response(data)
+
     async def handle_models(self, request: web.Request) -> web.Response:
         model = {"id": self.model or STANDIN_MODEL, "object": "model", "created": self._created, "owned_by": "simrouter"}
         return web.json_response({"object": "list", "data": [model]})
@@ -190,6 +244,8 @@ class OpenAIService:
         except _BadRequest as bad:
             router.record_malformed(sent)
             return self._error(VALIDATION, bad.message, bad.param, status=bad.status, code=bad.code)
+        if self.scenario.backend.is_llm:
+            return await self._handle_llm(request, job, sent)
         kind = (await router.handle(job.key, sent)).kind
         if kind != SUCCESS:
             return self._error(kind)
@@ -202,14 +258,88 @@ class OpenAIService:
         total = sum(self._tpot() for _ in range(n - 1))
         if total > 0:
             await asyncio.sleep(total)
-        text = "".join(WORDS[i % len(WORDS)] for i in range(n))
-        usage = {"prompt_tokens": job.prompt_tokens, "completion_tokens": n, "total_tokens": job.prompt_tokens + n}
-        if chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": text, "finish_reason": finish}
-        body = {"id": _id(chat), "object": "chat.completion" if chat else "text_completion", "created": int(time.time()), "model": job.model, "choices": [choice], "usage": usage}
-        return web.json_response(body, headers={OUTCOME_HEADER: KIND_NAMES[SUCCESS]})
+        return _whole_answer(job, n, job.prompt_tokens, finish)
+
+    # -- one request on the batching model (backend.model = "llm")
+
+    def _next_tokens(self):
+        try:
+            return self._arrivals.next()
+        except StopIteration:  # a trace replayed to its end: start it again
+            self._arrivals = arrival_tokens(self.scenario, self.seed)
+            return self._arrivals.next()
+
+    async def _handle_llm(self, request: web.Request, job: _Job, sent: float) -> web.StreamResponse:
+        """The module docstring's LLM rules: the router's call runs while the tokens stream."""
+        from ..sim.requests import LLMRequest
+
+        tokens = self._next_tokens()
+        finish = "stop"
+        if job.max_tokens is not None and tokens.output >= job.max_tokens:
+            tokens, finish = LLMRequest(tokens.prompt, job.max_tokens, job.max_tokens), "length"
+        stream = TokenStream(tokens)
+        context = CURRENT.set(stream)
+        try:
+            call = asyncio.ensure_future(self.router.handle(job.key, sent))  # the task's context holds the stream
+        finally:
+            CURRENT.reset(context)
+        call.add_done_callback(lambda _call: stream.wake())
+        try:
+            while stream.tokens == 0 and not call.done():
+                await stream.changed(DISCONNECT_POLL_S)
+                if _client_gone(request):
+                    call.cancel()
+                    return web.Response(status=499)  # nobody reads it
+            if stream.tokens == 0 and call.result().kind != SUCCESS:
+                return self._error(call.result().kind)
+            n = tokens.output
+            if not job.stream:
+                while not call.done():
+                    await stream.changed(DISCONNECT_POLL_S)
+                    if _client_gone(request):
+                        call.cancel()
+                        return web.Response(status=499)
+                kind = call.result().kind
+                return _whole_answer(job, n, tokens.prompt, finish) if kind == SUCCESS else self._error(kind)
+            return await self._stream_llm(request, job, stream, call, finish)
+        except BaseException:
+            call.cancel()  # the handler was cancelled: the request leaves the batch
+            raise
+
+    async def _stream_llm(self, request: web.Request, job: _Job, stream: TokenStream, call: asyncio.Future, finish: str) -> web.StreamResponse:
+        n = stream.request.output
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", OUTCOME_HEADER: KIND_NAMES[SUCCESS]})
+        fault = self._fault()
+        broken = "cut" if fault < self._cut else "error" if fault < self._cut + self._stream_error else None
+        stop_after = n if broken is None else 1 + int(self._fault() * max(1, n - 1))
+        chunk, usage_chunk = _chunks(job)
+        written = 0
+        try:
+            await response.prepare(request)
+            while True:
+                ready = min(stream.tokens, stop_after)
+                if ready > written:
+                    await response.write(b"".join(chunk(i, finish if i == n - 1 and broken is None else None) for i in range(written, ready)))
+                    written = ready
+                if written >= stop_after or call.done():
+                    break
+                await stream.changed()
+            if written < stop_after:  # the router answered before the last token: its timeout
+                await response.write(_sse(error_body("The backend did not finish within the router timeout.", "timeout", "timeout"), event="error"))
+            elif broken == "error":
+                await response.write(_sse(error_body("The server had an error while streaming the response.", "server_error", "server_error"), event="error"))
+            elif broken is None:
+                if job.include_usage:
+                    await response.write(usage_chunk(stream.request.prompt, n))
+                await response.write(_sse("[DONE]"))
+            await response.write_eof()
+        except ConnectionResetError:
+            call.cancel()  # the client went away: its sequence leaves the batch
+            return response
+        if not call.done():  # a cut stream: the sequence runs to its end, the router records it
+            self._background.add(call)
+            call.add_done_callback(self._background.discard)
+        return response
 
     async def _stream(self, request: web.Request, job: _Job, n: int, finish: str) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", OUTCOME_HEADER: KIND_NAMES[SUCCESS]})
@@ -218,20 +348,7 @@ class OpenAIService:
         stop_after = n
         if broken:
             stop_after = 1 + int(self._fault() * max(1, n - 1))  # 1 .. n-1 tokens (1 when n == 1)
-        ident, created = _id(job.chat), int(time.time())
-        obj = "chat.completion.chunk" if job.chat else "text_completion"
-
-        def chunk(i: int | None, reason: str | None = None) -> bytes:
-            text = WORDS[i % len(WORDS)] if i is not None else ""
-            if job.chat:
-                delta = {"content": text} if i is not None else {}
-                if i == 0:
-                    delta = {"role": "assistant", "content": text}
-                choice = {"index": 0, "delta": delta, "finish_reason": reason}
-            else:
-                choice = {"index": 0, "text": text, "finish_reason": reason}
-            return _sse({"id": ident, "object": obj, "created": created, "model": job.model, "choices": [choice]})
-
+        chunk, usage_chunk = _chunks(job)
         try:
             await response.prepare(request)
             for i in range(stop_after):
@@ -245,8 +362,7 @@ class OpenAIService:
                 await response.write(_sse(error_body("The server had an error while streaming the response.", "server_error", "server_error"), event="error"))
             elif broken is None:
                 if job.include_usage:
-                    usage = {"prompt_tokens": job.prompt_tokens, "completion_tokens": n, "total_tokens": job.prompt_tokens + n}
-                    await response.write(_sse({"id": ident, "object": obj, "created": created, "model": job.model, "choices": [], "usage": usage}))
+                    await response.write(usage_chunk(job.prompt_tokens, n))
                 await response.write(_sse("[DONE]"))
             await response.write_eof()
         except ConnectionResetError:
@@ -319,6 +435,47 @@ class OpenAIService:
             )
         body = error_body(message or default_message, type_, code or default_code, param)
         return web.json_response(body, status=status or default_status, headers=headers)
+
+
+def _chunks(job: _Job):
+    """(chunk(i, finish_reason) -> the SSE bytes of content token i (None: no content),
+    usage_chunk(prompt, completion) -> the usage chunk) for one streamed answer."""
+    ident, created = _id(job.chat), int(time.time())
+    obj = "chat.completion.chunk" if job.chat else "text_completion"
+
+    def chunk(i: int | None, reason: str | None = None) -> bytes:
+        text = WORDS[i % len(WORDS)] if i is not None else ""
+        if job.chat:
+            delta = {"content": text} if i is not None else {}
+            if i == 0:
+                delta = {"role": "assistant", "content": text}
+            choice = {"index": 0, "delta": delta, "finish_reason": reason}
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": reason}
+        return _sse({"id": ident, "object": obj, "created": created, "model": job.model, "choices": [choice]})
+
+    def usage_chunk(prompt: int, completion: int) -> bytes:
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        return _sse({"id": ident, "object": obj, "created": created, "model": job.model, "choices": [], "usage": usage})
+
+    return chunk, usage_chunk
+
+
+def _whole_answer(job: _Job, n: int, prompt_tokens: int, finish: str) -> web.Response:
+    """A non-streamed answer of ``n`` tokens."""
+    text = "".join(WORDS[i % len(WORDS)] for i in range(n))
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+    if job.chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": finish}
+    body = {"id": _id(job.chat), "object": "chat.completion" if job.chat else "text_completion", "created": int(time.time()), "model": job.model, "choices": [choice], "usage": usage}
+    return web.json_response(body, headers={OUTCOME_HEADER: KIND_NAMES[SUCCESS]})
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _nominal_retry_after(limiter) -> tuple[float, int]:

@@ -3,58 +3,21 @@
 ``[backend] model = "llm"``. A request carries its tokens (``sim.requests.LLMRequest``).
 The server runs a loop of **steps**; each step serves every running sequence at once.
 
-Semantics (docs/llm.md):
+The batching decisions (FCFS queue, slots, chunked prefill, KV-cache
+preemption, step time, faults, who emits a token and who finishes) are the
+clock-free ``sim.batching.BatchScheduler``, whose docstring states them; the
+real-time engine (``live.llm_engine``) drives the same object. This module is
+its SimPy engine: a step is one event at ``now + duration`` (``instants.ANSWERS``
+priority), a request refused when it joins is answered at an event at the same
+instant, a hung one at an event ``hang_time`` later.
 
-* **Waiting queue, FCFS.** A submitted request waits until a sequence slot is
-  free (``max_num_seqs`` running sequences at most) and, with
-  ``kv_cache_tokens``, until its prefill fits in the free cache (the head of
-  the queue blocks those behind it). ``queue_limit`` bounds the requests
-  waiting: an arrival that finds every slot taken and ``queue_limit`` waiting
-  is rejected at once (``QUEUE_FULL``).
-* **Scheduling a step, as vLLM's scheduler does: running sequences first.**
-  Each decoding sequence takes one token of the step's budget
-  ``max_num_batched_tokens``; what remains goes to prefill, in FCFS order:
-  first to running sequences whose prefill is not finished, then to waiting
-  requests that join the batch now (a request joins only if at least one
-  prefill token is left for it). A prompt longer than the budget is prefilled
-  in chunks over several steps (chunked prefill).
-* **Tokens.** The step that completes a sequence's prefill emits its first
-  token (its TTFT ends at that step's end); every later step emits one token
-  per decoding sequence; the request ends with its last token (a one-token
-  answer ends with its prefill).
-* **Step time** = ``base`` + ``per_prefill_token`` x prompt tokens prefilled in
-  the step + ``per_decode_token`` x sequences that emit a token in the step
-  (decoding sequences and those whose prefill completes: each samples one
-  token), multiplied by a fault window's ``latency_factor`` when the step
-  starts inside it. With ``base = per_prefill_token = 0`` a step with n
-  sequences costs ``per_decode_token x n`` and gives each one token: processor
-  sharing with service ``per_decode_token x output`` (tests/test_llm_backend.py).
-* **Faults and failures** are judged when a request first joins the batch:
-  inside a fault window it fails with probability ``error_rate``; otherwise
-  ``failures.processing`` fails it and ``failures.timeout`` makes it hang
-  (it holds its sequence slot ``hang_time`` s, emits nothing, ends
-  ``TIMEOUT``). A failed request is answered at once (``FAILURE``). A request
-  whose prompt + output exceed ``kv_cache_tokens`` could never run: it fails
-  at submission.
-* **KV cache** (optional ``kv_cache_tokens``): a running sequence holds its
-  prompt (reserved in full when it joins) plus the tokens it has emitted.
-  Before a step, while the cache cannot hold one more token for every
-  sequence that may emit one, the newest running sequence is preempted and
-  recomputed later (vLLM's default): it goes back to the head of the waiting
-  queue, releases its cache, and must prefill its prompt plus the tokens it
-  had emitted again; the step that completes that prefill emits its next
-  token. So latency jumps when memory, not compute, binds.
-* **Cancellation** (hedge losers; ``cancel``): a waiting request leaves the
-  queue; a running one leaves the batch at once (tokens of the current step
-  are not emitted for it). The router's timeout does not cancel: as with the
-  delay model a timed-out request keeps its place (timeouts free the user).
+The router's timeout does not cancel: as with the delay model a timed-out
+request keeps its place (timeouts free the user). ``cancel`` (hedge losers)
+does.
 
-The engine is event-driven on SimPy (a request's end depends on requests that
-arrive after it, so the fast engine's resolve-at-admission cannot run it):
-``sim.llm_run`` builds it behind ``client.PolicyRouter``. Work per step is
-O(1) for decoding sequences (a decoding sequence's last step is known when it
-starts decoding: step counters, not per-token updates) plus O(sequences in
-prefill, finishing or preempted).
+The engine is event-driven (a request's end depends on requests that arrive
+after it, so the fast engine's resolve-at-admission cannot run it):
+``sim.llm_run`` builds it behind ``client.PolicyRouter``.
 
 Per-step records (``StepLog``: end time, duration, running and waiting
 sequences, tokens emitted by decoding sequences) give batch occupancy over
@@ -64,71 +27,16 @@ its first-token time for TTFT.
 
 from __future__ import annotations
 
-import bisect
-from array import array
-from collections import deque
 from collections.abc import Callable
 
-import numpy as np
 import simpy
 
-from ..outcomes import FAILURE, SUCCESS, TIMEOUT
 from .backend import ServiceLog
-from .event_backend import CANCELLED, DONE, RUNNING, WAITING
+from .batching import FINISHED, HUNG, BatchScheduler, Sequence, StepLog
+from .event_backend import CANCELLED, DONE
 from .instants import ANSWERS, at_instant
 
-# Where a sequence is inside the server (``Sequence.state`` is what the router reads).
-QUEUED, PREFILL, DECODE, HUNG, FINISHED = range(5)
-
-
-class Sequence:
-    """One request inside the server (the router's job): ``state``, ``end``,
-    ``outcome`` as ``event_backend.Job``; ``first_token`` (inf until emitted),
-    ``request`` its tokens."""
-
-    __slots__ = (
-        "on_done", "state", "end", "outcome", "request", "submitted", "first_token", "phase", "emitted", "prefill_left",
-        "kv", "decode_from", "finish_step", "last_emit", "logged_as", "joined_once", "chunk",
-    )  # fmt: skip
-
-    def __init__(self, on_done: Callable[["Sequence"], None], request, now: float):
-        self.on_done = on_done
-        self.state = WAITING
-        self.end = float("inf")
-        self.outcome = SUCCESS
-        self.request = request
-        self.submitted = now
-        self.first_token = float("inf")
-        self.phase = QUEUED
-        self.emitted = 0  # tokens emitted (for a decoding sequence: as of step ``decode_from``)
-        self.prefill_left = request.prompt
-        self.kv = 0  # cache tokens held (decoding: as of step ``decode_from``)
-        self.decode_from = 0
-        self.finish_step = 0
-        self.last_emit = now
-        self.logged_as = -1
-        self.joined_once = False
-        self.chunk = 0  # prefill tokens scheduled in the current step
-
-
-class StepLog:
-    """Per engine step: end time, duration, running sequences (slots held),
-    waiting requests, tokens emitted by decoding sequences (inter-token gaps
-    equal to the step's duration). Plus ``gaps``: inter-token gaps of
-    sequences recomputed after a preemption (their next token's wait)."""
-
-    __slots__ = ("end", "duration", "running", "waiting", "decoded", "gaps")
-
-    def __init__(self) -> None:
-        self.end = array("d")
-        self.duration = array("d")
-        self.running = array("l")
-        self.waiting = array("l")
-        self.decoded = array("l")
-        self.gaps = array("d")
-
-    def columns(self) -> dict[str, np.ndarray]:
-        return {name: np.frombuffer(getattr(self, name), dtype=np.float64 if name in ("end", "duration", "gaps") else np.int64).copy() for name in self.__slots__}
+__all__ = ["LLMBackend", "Sequence", "StepLog"]
 
 
 class LLMBackend:
@@ -138,75 +46,36 @@ class LLMBackend:
     cancellable = True
 
     def __init__(self, env: simpy.Environment, config, faults, current: Callable[[], object], uniform, fault_uniform):
-        st = config.step_time
         self._env = env
         self._current = current
-        self._max_seqs = config.max_num_seqs
-        self._budget = config.max_num_batched_tokens
-        self._kv_cap = config.kv_cache_tokens
-        self._queue_limit = config.queue_limit
-        self._base, self._per_prefill, self._per_decode = st.base, st.per_prefill_token, st.per_decode_token
-        self._p_failure = config.failures.processing
-        self._p_fail_or_hang = config.failures.processing + config.failures.timeout
-        self._hang_time = config.hang_time
-        self._uniform = uniform
-        self._fault_uniform = fault_uniform
-        self._faults = sorted(faults, key=lambda f: f.start)
-        self._fault_starts = [f.start for f in self._faults]
-        self._waiting: deque[Sequence] = deque()  # may hold cancelled sequences, skipped
-        self._n_waiting = 0
-        self._running: dict[Sequence, None] = {}  # prefill and decode, in joining order (newest last)
-        self._prefilling: dict[Sequence, None] = {}  # FCFS
-        self._n_decode = 0
-        self._finishing: dict[int, list[Sequence]] = {}  # step index -> decoding sequences ending then
-        self._hung = 0
-        self._kv_used = 0
-        self._step = 0  # steps completed
-        self._stepping = False
-        self._scheduled: list[Sequence] = []  # prefill chunks of the current step
-        self._ending = self._end_step  # bound once
-        self.preemptions = 0
         self.steps = StepLog()
         self.services = ServiceLog()  # each request's residency in the batch (first join -> end)
+        self._scheduler = BatchScheduler(config, faults, uniform, fault_uniform, self._done, self.steps, self.services)
+        self._plan = self._scheduler.plan_step
+        self._ending = self._end_step  # bound once
+
+    @property
+    def preemptions(self) -> int:
+        return self._scheduler.preemptions
 
     # -- the router's side
 
     def submit(self, now: float, on_done: Callable[[Sequence], None]) -> Sequence | None:
         """Admit a request at ``now`` (None: ``QUEUE_FULL``)."""
         seq = Sequence(on_done, self._current(), now)
-        request = seq.request
-        if self._kv_cap is not None and request.prompt + request.output > self._kv_cap:
-            self._answer_now(seq, now, FAILURE)  # can never fit: as a server refusing an over-long request
-            return seq
-        if len(self._running) + self._hung + self._n_waiting >= self._max_seqs and self._n_waiting >= self._queue_limit:
+        scheduler = self._scheduler
+        if not scheduler.submit(seq, now):
             return None
-        self._waiting.append(seq)
-        self._n_waiting += 1
-        if not self._stepping:
+        if scheduler.refused:
+            self._answer_refused()
+        elif not scheduler.stepping:
             self._start_step(now)
         return seq
 
     def cancel(self, seq: Sequence, now: float) -> None:
         """Withdraw ``seq``: out of the queue or out of the batch, now."""
-        if seq.state not in (WAITING, RUNNING):
-            return
-        phase = seq.phase
-        if phase == QUEUED:
-            self._n_waiting -= 1
-        elif phase == PREFILL:
-            del self._prefilling[seq]
-            del self._running[seq]
-            self._kv_used -= seq.kv
-        elif phase == DECODE:
-            self._n_decode -= 1
-            del self._running[seq]
-            self._kv_used -= seq.kv + (self._step - seq.decode_from)
-        elif phase == HUNG:
-            self._hung -= 1
-        seq.state, seq.phase = CANCELLED, FINISHED
-        if seq.logged_as >= 0:
-            self.services.cut(seq.logged_as, now)
-        if not self._stepping and self._n_waiting:
+        scheduler = self._scheduler
+        if scheduler.cancel(seq, now) and scheduler.wants_step:
             self._start_step(now)
 
     def busy_time_until(self, t: float) -> float:
@@ -218,196 +87,39 @@ class LLMBackend:
 
     # -- the engine loop
 
-    def _answer_now(self, seq: Sequence, now: float, outcome: int) -> None:
-        seq.state, seq.phase, seq.end, seq.outcome = RUNNING, FINISHED, now, outcome
-        at_instant(self._env, 0.0, ANSWERS).callbacks.append(lambda _event: self._done(seq))
-
     def _done(self, seq: Sequence) -> None:
         if seq.state == CANCELLED:
             return
         seq.state = DONE
         seq.on_done(seq)
 
-    def _join_outcome(self, seq: Sequence, now: float) -> int:
-        """Faults and failures, drawn when a request first joins the batch."""
-        if self._faults:
-            i = bisect.bisect_right(self._fault_starts, now) - 1
-            if i >= 0 and now < self._faults[i].end and self._fault_uniform.next() < self._faults[i].error_rate:
-                return FAILURE
-        u = self._uniform.next()
-        if u < self._p_fail_or_hang:
-            return FAILURE if u < self._p_failure else TIMEOUT
-        return SUCCESS
+    def _answer_refused(self) -> None:
+        """Answer the requests refused at submission or when joining: at once, or after a hang."""
+        refused = self._scheduler.refused
+        for seq in refused:
+            if seq.phase == HUNG:
+                self._env.timeout(self._scheduler.hang_time).callbacks.append(lambda _event, seq=seq: self._hung_up(seq))
+            elif seq.phase == FINISHED:
+                at_instant(self._env, 0.0, ANSWERS).callbacks.append(lambda _event, seq=seq: self._done(seq))
+        refused.clear()
 
-    def _preempt_newest(self, now: float) -> None:
-        seq = next(reversed(self._running))
-        del self._running[seq]
-        step = self._step
-        if seq.phase == DECODE:
-            self._n_decode -= 1
-            elapsed = step - seq.decode_from
-            seq.emitted += elapsed
-            seq.kv += elapsed
-        else:
-            del self._prefilling[seq]
-        self._kv_used -= seq.kv
-        seq.kv = 0
-        seq.phase = QUEUED
-        seq.prefill_left = seq.request.prompt + seq.emitted  # recompute
-        seq.last_emit = now
-        self._waiting.appendleft(seq)
-        self._n_waiting += 1
-        self.preemptions += 1
+    def _hung_up(self, seq: Sequence) -> None:
+        scheduler = self._scheduler
+        now = self._env.now
+        if not scheduler.end_hang(seq, now):
+            return
+        self._done(seq)
+        if scheduler.wants_step:
+            self._start_step(now)
 
     def _start_step(self, now: float) -> None:
-        kv_cap = self._kv_cap
-        if kv_cap is not None:
-            while self._running and self._kv_used + self._n_decode + len(self._prefilling) > kv_cap:
-                self._preempt_newest(now)
-        budget = self._budget - self._n_decode
-        prefill_tokens = 0
-        emitting = self._n_decode
-        scheduled = self._scheduled
-        for seq in self._prefilling:
-            if budget <= 0:
-                break
-            chunk = seq.prefill_left if seq.prefill_left < budget else budget
-            seq.chunk = chunk
-            budget -= chunk
-            prefill_tokens += chunk
-            scheduled.append(seq)
-            if chunk == seq.prefill_left:
-                emitting += 1
-        waiting = self._waiting
-        while waiting and budget > 0 and len(self._running) + self._hung < self._max_seqs:
-            seq = waiting[0]
-            if seq.state == CANCELLED:
-                waiting.popleft()
-                continue
-            if kv_cap is not None and self._kv_used + self._n_decode + len(self._prefilling) + seq.prefill_left + 1 > kv_cap:
-                break  # FCFS: the head waits for memory
-            waiting.popleft()
-            self._n_waiting -= 1
-            if not seq.joined_once:
-                seq.joined_once = True
-                seq.state = RUNNING
-                seq.logged_as = self.services.add(now, float("inf"))
-                outcome = self._join_outcome(seq, now)
-                if outcome == FAILURE:
-                    self.services.cut(seq.logged_as, now)
-                    self._answer_now(seq, now, FAILURE)
-                    continue
-                if outcome == TIMEOUT:
-                    self._hang(seq, now)
-                    continue
-            seq.phase = PREFILL
-            seq.kv = seq.prefill_left
-            self._kv_used += seq.kv
-            self._running[seq] = None
-            self._prefilling[seq] = None
-            chunk = seq.prefill_left if seq.prefill_left < budget else budget
-            seq.chunk = chunk
-            budget -= chunk
-            prefill_tokens += chunk
-            scheduled.append(seq)
-            if chunk == seq.prefill_left:
-                emitting += 1
-        if not self._running:  # nothing to compute (idle, or only hung sequences)
-            self._stepping = False
-            return
-        duration = self._base + self._per_prefill * prefill_tokens + self._per_decode * emitting
-        if self._faults:
-            i = bisect.bisect_right(self._fault_starts, now) - 1
-            if i >= 0 and now < self._faults[i].end:
-                duration *= self._faults[i].latency_factor
-        self._stepping = True
-        # Sequences whose last token this step emits end at its end: known now, so a router
-        # deadline at that very instant finds them ending then (a success: instants.py rule 1).
-        step_end = now + duration
-        for seq in self._finishing.get(self._step + 1, ()):
-            if seq.phase == DECODE and seq.finish_step == self._step + 1:
-                seq.end = step_end
-        for seq in scheduled:
-            if seq.chunk == seq.prefill_left and seq.emitted + 1 >= seq.request.output:
-                seq.end = step_end
-        steps = self.steps
-        steps.duration.append(duration)
-        steps.running.append(len(self._running) + self._hung)
-        steps.waiting.append(self._n_waiting)
-        steps.decoded.append(self._n_decode)
-        at_instant(self._env, duration, ANSWERS).callbacks.append(self._ending)
-
-    def _hang(self, seq: Sequence, now: float) -> None:
-        seq.phase = HUNG
-        self._hung += 1
-
-        def hung_up(_event) -> None:
-            if seq.state == CANCELLED:
-                return
-            self._hung -= 1
-            seq.phase = FINISHED
-            seq.end, seq.outcome = self._env.now, TIMEOUT
-            self.services.cut(seq.logged_as, seq.end)
-            self._done(seq)
-            if not self._stepping and self._n_waiting:
-                self._start_step(self._env.now)
-
-        self._env.timeout(self._hang_time).callbacks.append(hung_up)
+        duration = self._plan(now)
+        if self._scheduler.refused:
+            self._answer_refused()
+        if duration is not None:
+            at_instant(self._env, duration, ANSWERS).callbacks.append(self._ending)
 
     def _end_step(self, _event) -> None:
         now = self._env.now
-        self.steps.end.append(now)
-        self._step = step = self._step + 1
-        # Decoding sequences each emitted a token; those at their last one end.
-        self._kv_used += self._n_decode
-        ending = self._finishing.pop(step, None)
-        if ending:
-            for seq in ending:
-                if seq.phase == DECODE and seq.finish_step == step:
-                    self._n_decode -= 1
-                    del self._running[seq]
-                    self._kv_used -= seq.kv + (step - seq.decode_from)
-                    self._finish(seq, now)
-        # Prefill chunks; a completed prefill emits a token.
-        scheduled, self._scheduled = self._scheduled, []
-        gaps = self.steps.gaps
-        for seq in scheduled:
-            if seq.phase != PREFILL:  # cancelled during the step
-                continue
-            seq.prefill_left -= seq.chunk
-            if seq.prefill_left:
-                continue
-            del self._prefilling[seq]
-            seq.emitted += 1
-            seq.kv += 1
-            self._kv_used += 1
-            if seq.emitted == 1:
-                seq.first_token = now
-            else:
-                gaps.append(now - seq.last_emit)  # the wait of a recomputed sequence
-            remaining = seq.request.output - seq.emitted
-            if remaining <= 0:
-                del self._running[seq]
-                self._kv_used -= seq.kv
-                self._finish(seq, now)
-                continue
-            seq.phase = DECODE
-            seq.decode_from = step
-            seq.finish_step = step + remaining
-            self._n_decode += 1
-            bucket = self._finishing.get(seq.finish_step)
-            if bucket is None:
-                self._finishing[seq.finish_step] = [seq]
-            else:
-                bucket.append(seq)
-        if self._running or self._n_waiting:
-            self._start_step(now)
-        else:
-            self._stepping = False
-
-    def _finish(self, seq: Sequence, now: float) -> None:
-        seq.phase = FINISHED
-        seq.emitted = seq.request.output
-        seq.end = now
-        self.services.cut(seq.logged_as, now)
-        self._done(seq)
+        self._scheduler.end_step(now)
+        self._start_step(now)
