@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test notebook bench bench-startup bench-live bench-precision clean
+.PHONY: install demo test notebook bench bench-startup bench-live bench-precision bench-gateway clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bench-live: install
 # The live generator's latency figures against hey / wrk on nginx answering in 1 ms (issue 12).
 bench-precision: install
 	$(PY) benchmarks/bench_precision.py
+
+# Routing cost: the full router's fast path with 4 deployments against the single backend, per request (issue 14).
+bench-gateway: install
+	$(PY) benchmarks/bench_gateway.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

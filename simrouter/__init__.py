@@ -23,7 +23,12 @@ Public API
                                   chains, routing strategies ``build_routing`` /
                                   ``ROUTING_STRATEGIES`` (``policies.routing``), breaker presets
                                   ``LiteLLMBreaker``, ``EnvoyBreaker``; a run's per-attempt
-                                  ``RunResult.attempt_log`` (``AttemptColumns``); docs/gateway.md
+                                  ``RunResult.attempt_log`` (``AttemptColumns``); the policies of
+                                  a scenario's gateway ``build_gateway_policies`` ->
+                                  ``DeploymentPolicies`` (``gateway_build``); the share plot
+                                  data ``deployment_shares`` (lazy: pandas); docs/gateway.md
+``BatchScheduler``                the clock-free continuous-batching scheduler of the LLM
+                                  backend (``sim.batching``), for both engines
 ``ConfigError``                   a bad configuration value, naming its field
 ``replicate(scenario, seed=1,``   many runs: replications 0..R-1 -> ``ReplicatedResult``
 ``replications=R)``               (means, ``ci95``); ``precision=`` stops sequentially
@@ -42,8 +47,12 @@ Public API
 ``write_report(paths, out)``      the HTML report; ``write_run_plots`` PNGs (``report``)
 ``run_live(scenario, url)``       the scenario in wall time against a live router ->
                                   ``LiveResult``; ``serving`` / ``RouterService`` the
-                                  reference service; ``compare_live``, ``calibrate_latency``
-                                  (``live``; loaded on first use: it imports aiohttp)
+                                  reference service, ``GatewayService`` with deployments;
+                                  ``compare_live``, ``calibrate_latency``; the LLM engine
+                                  ``LiveLLMBackend``, ``StreamRecord`` / ``from_live`` /
+                                  ``from_simulation``, ``fit_step_time`` -> ``StepTimeFit``,
+                                  ``calibrated_llm_scenario`` (``live``; loaded on first use:
+                                  it imports aiohttp, the step-time fit scipy)
 ================================  ==================================================
 
 Importing the package loads numpy and SimPy, not pandas, matplotlib, scipy,
@@ -73,7 +82,7 @@ from .config import (
     load_scenario,
     scenario_from_dict,
 )
-from .config.sections import DeploymentConfig, DeploymentLimiterConfig, EnvoyBreakerConfig, LiteLLMBreakerConfig
+from .config import DeploymentConfig, DeploymentLimiterConfig, EnvoyBreakerConfig, LiteLLMBreakerConfig
 from .distributions import Constant, Distribution, Empirical, Exponential, Gamma, Lognormal
 from .errors import ConfigError
 from .policies import (
@@ -98,11 +107,11 @@ from .policies import (
     build_limiter,
 )
 from .metrics import AttemptColumns
-from .policies.breakers import EjectionPool, EnvoyBreaker, LiteLLMBreaker
-from .policies.gateway import Gateway, build_gateway
-from .policies.routing import ROUTING_STRATEGIES, RoutingStrategy, build_routing
+from .policies import ROUTING_STRATEGIES, EjectionPool, EnvoyBreaker, Gateway, LiteLLMBreaker, RoutingStrategy, build_gateway, build_routing
+from .gateway_build import DeploymentPolicies, build_gateway_policies
 from .result import RunResult
 from .sim import simulate
+from .sim.batching import BatchScheduler
 from .comparison import Comparison, compare_configs
 from .capacity_search import CapacityResult, capacity
 from .replications import ReplicatedResult, replicate
@@ -121,6 +130,15 @@ _LIVE_NAMES = {
     "serving": "serving",
     "compare_live": "compare",
     "calibrate_latency": "calibrate",
+    "GatewayService": "GatewayService",
+    # "module:name": a name of that module of simrouter.live, not re-exported by the package
+    "LiveLLMBackend": "llm_engine:LiveLLMBackend",
+    "fit_step_time": "step_fit:fit_step_time",  # scipy
+    "StepTimeFit": "step_fit:StepTimeFit",
+    "calibrated_llm_scenario": "step_fit:calibrated_llm_scenario",
+    "StreamRecord": "stream_record:StreamRecord",
+    "from_live": "stream_record:from_live",
+    "from_simulation": "stream_record:from_simulation",
 }
 
 
@@ -139,6 +157,9 @@ __all__ = [
     "RoutingStrategy",
     "build_gateway",
     "build_routing",
+    "BatchScheduler",
+    "DeploymentPolicies",
+    "build_gateway_policies",
     "Backoff",
     "BackendConfig",
     "BreakerConfig",
@@ -201,11 +222,19 @@ __all__ = [
     "sweep",
     "t_interval",
     # the real-clock engine (lazy, see _LIVE_NAMES)
+    "GatewayService",
+    "LiveLLMBackend",
     "LiveOptions",
     "LiveResult",
     "RouterService",
+    "StepTimeFit",
+    "StreamRecord",
     "calibrate_latency",
+    "calibrated_llm_scenario",
     "compare_live",
+    "fit_step_time",
+    "from_live",
+    "from_simulation",
     "run_live",
     "serving",
 ]
@@ -224,6 +253,7 @@ _REPORT_NAMES = (
     "write_report",
     "progress_bar",
     "track",
+    "deployment_shares",
 )
 __all__ += _REPORT_NAMES
 
@@ -238,7 +268,8 @@ def __getattr__(name: str):
 
         return getattr(report, name)
     if name in _LIVE_NAMES:
-        from . import live
+        from importlib import import_module
 
-        return getattr(live, _LIVE_NAMES[name])
+        module, _, attribute = _LIVE_NAMES[name].rpartition(":")
+        return getattr(import_module(f".live.{module}" if module else ".live", __name__), attribute)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -131,7 +131,22 @@ def fallback_counts(result) -> dict:
     return {"total": total, "per_request": total / sent if sent else 0.0, "succeeded_after_fallback": rescued}
 
 
-__all__ = ["DeploymentRun", "deployment_summaries", "fallback_counts", "overall_breaker"]
+def deployment_trip_causes(result) -> list[dict]:
+    """``diagnosis.trip_causes`` of every deployment's own breaker, on its own
+    attempts (the attempt log: sent, answered, kind), each trip tagged with
+    ``deployment`` (its name), in time order."""
+    from .diagnosis import trip_causes
+
+    attempts, s = result.attempt_log, result.scenario
+    found = []
+    for index, (run, config) in enumerate(zip(result.deployment_runs, s.deployments)):
+        mine = attempts.deployment == index
+        trips = trip_causes(attempts.sent[mine], attempts.done[mine], attempts.kind[mine], run.transitions, config.breaker_of(s.breaker))
+        found += [{**trip, "deployment": run.name} for trip in trips]
+    return sorted(found, key=lambda trip: trip["t"])
+
+
+__all__ = ["DeploymentRun", "deployment_summaries", "deployment_trip_causes", "fallback_counts", "overall_breaker"]
 
 
 def deployment_latencies(result) -> list[np.ndarray]:

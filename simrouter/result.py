@@ -228,13 +228,15 @@ class RunResult:
             "backend": self._backend_summary(),
         }
         if self.deployment_runs is not None:
-            from .deployment_summary import deployment_summaries, fallback_counts, overall_breaker
+            from .deployment_summary import deployment_summaries, deployment_trip_causes, fallback_counts, overall_breaker
 
             summary["deployments"] = deployment_summaries(self)
             summary["fallbacks"] = fallback_counts(self)
             summary["breaker"].update(overall_breaker(summary["deployments"], self.final_state))
-        trips = diagnosis.trip_causes(self.sent, self.done, self.kind, self.transitions, s.breaker)
-        summary["diagnosis"] = diagnosis.diagnose(summary, self._diagnosed_scenario(), trips)
+            trips = deployment_trip_causes(self)  # each deployment's breaker, on its own attempts
+        else:
+            trips = diagnosis.trip_causes(self.sent, self.done, self.kind, self.transitions, s.breaker)
+        summary["diagnosis"] = diagnosis.diagnose(summary, s, trips)  # deployment-aware behind a gateway
         summary["breaker"]["recommendation"] = metrics.breaker_recommendation(summary, s)
         has_faults = bool(s.faults) or any(d.faults for d in s.deployments)
         targets = evaluate_targets(summary, s.targets, has_faults)
@@ -245,18 +247,6 @@ class RunResult:
             targets += llm_targets(summary, s.targets)
         summary["targets"] = [t.to_dict() for t in targets]
         return summary
-
-    def _diagnosed_scenario(self) -> Scenario:
-        """The scenario as ``diagnosis`` reads it: behind a gateway, its backend with
-        every deployment's slots (the overload check weighs offered work against
-        them; it assumes the deployments' service times are the top-level one's)."""
-        s = self.scenario
-        if self.deployment_runs is None:
-            return s
-        import dataclasses
-
-        capacity = sum(run.capacity for run in self.deployment_runs)
-        return dataclasses.replace(s, backend=dataclasses.replace(s.backend, capacity=capacity))
 
     def _backend_summary(self) -> dict:
         """Capacity; utilisation over the throughput window and over the whole run."""

@@ -30,7 +30,7 @@ def test_new_fields_parse_with_defaults():
         ({"hang_rate": 1.5}, "faults.0.hang_rate"),
         ({"reset_rate": -0.1}, "faults.0.reset_rate"),
         ({"added_latency": -1.0}, "faults.0.added_latency"),
-        ({"error_rate": 0.6, "hang_rate": 0.3, "reset_rate": 0.2}, "faults.error_rate"),
+        ({"error_rate": 0.6, "hang_rate": 0.3, "reset_rate": 0.2}, "faults.0.error_rate"),
         ({"status": 503}, "faults.0"),  # changes nothing: a mistake
     ],
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 import types
 import typing
@@ -164,10 +165,24 @@ def _build(cls: type, data: Any, path: str, base_dir: Path | None, label: str | 
             raise ConfigError(f"{path}.{name}" if path else name, f"is required in {label or f'[{path}]'}; give {', '.join(n for n, f in fields.items() if f.metadata.get('required'))}")
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        raise placed(exc, path) from None
     except TypeError as exc:  # pragma: no cover - a bug, not a user error
         raise ConfigError(where, str(exc)) from None
+
+
+def placed(exc: ConfigError, path: str) -> ConfigError:
+    """``exc`` raised by the own checks of the section at ``path``, naming its field
+    where it is. A section's checks name their fields as if it stood at its usual
+    place (``limiter.burst``, ``breaker.max_ejection_time``, ``faults.error_rate``):
+    that first part is replaced by ``path`` (``deployments.1.limiter.burst``,
+    ``faults.0.error_rate``), in the field and wherever the message names it."""
+    if not path or exc.field == path or exc.field.startswith(path + "."):
+        return exc
+    head, dot, rest = exc.field.partition(".")
+    message = re.sub(rf"(?<![\w.]){re.escape(head)}\.(?=\w)", lambda _: path + ".", exc.message)
+    message = message.replace(f"[{head}]", f"[{path}]")
+    return ConfigError(f"{path}.{rest}" if dot else path, message)
 
 
 def _build_one_of(one_of: OneOf, data: Any, path: str, base_dir: Path | None) -> Any:

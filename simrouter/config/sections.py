@@ -551,26 +551,29 @@ class FaultWindow:
         )
 
 
-def _partial(cls: type, doc: str, nested: dict[str, type] | None = None) -> type:
+def _partial(cls: type, name: str, doc: str, nested: dict[str, type] | None = None) -> type:
     """A copy of config class ``cls`` whose every field is optional and unset
     (None) by default, with the same types and ranges: the keys a user wrote, to
     be laid over a full ``cls`` (``overlay``). ``nested``: fields whose section is
-    itself partial (``backend.failures``)."""
+    itself partial (``backend.failures``). ``name``: the module-level name the
+    class is bound to, so pickle finds it there (process pools, Dask)."""
     hints = typing.get_type_hints(cls, include_extras=True)
     fields = []
     for spec in dataclasses.fields(cls):
         hint = (nested or {}).get(spec.name) or hints[spec.name]
         meta = {key: value for key, value in spec.metadata.items() if key != "required"}
         fields.append((spec.name, typing.Optional[hint], field(default=None, metadata=meta)))
-    partial = dataclasses.make_dataclass(f"Partial{cls.__name__}", fields, frozen=True)
+    partial = dataclasses.make_dataclass(name, fields, frozen=True)
     partial.__module__ = __name__
+    partial.__qualname__ = name
     partial.__doc__ = doc
     return partial
 
 
-PartialFailures = _partial(Failures, "A deployment's ``backend.failures`` keys; unset ones come from the top-level ``[backend.failures]``.")
+PartialFailures = _partial(Failures, "PartialFailures", "A deployment's ``backend.failures`` keys; unset ones come from the top-level ``[backend.failures]``.")
 PartialBackend = _partial(
     BackendConfig,
+    "PartialBackend",
     "A deployment's ``backend`` table: any ``[backend]`` keys; the unset ones come from the top-level ``[backend]``.",
     nested={"failures": PartialFailures},
 )
@@ -832,8 +835,9 @@ def _check_deployments(s: Scenario) -> None:
             raise ConfigError(f"{where}.backend.failures", "processing + timeout + validation must add up to at most 1")
         if deployment.backend.failures is not None and deployment.backend.failures.validation is not None:
             raise ConfigError(f"{where}.backend.failures.validation", "validation is drawn once per logical request at the router: set it in the top-level [backend.failures]")
-        if deployment.limiter is not None and deployment.limiter.tokens_per_minute is not None:
-            raise ConfigError(f"{where}.limiter.tokens_per_minute", 'a token limit needs backend.model = "llm" (requests carry tokens only there)')
+        for name in ("tokens_per_minute", "tokens_burst"):
+            if deployment.limiter is not None and getattr(deployment.limiter, name) is not None:
+                raise ConfigError(f"{where}.limiter.{name}", 'a token limit needs backend.model = "llm" (requests carry tokens only there)')
         _check_faults([*((f"faults.{j}", w) for j, w in enumerate(s.faults)), *((f"{where}.faults.{j}", w) for j, w in enumerate(deployment.faults))])
 
 
@@ -867,8 +871,9 @@ def _check_llm(s: Scenario) -> None:
         for name in ("ttft_p95_ms", "tpot_p95_ms", "min_output_tokens_per_s"):
             if getattr(s.targets, name) is not None:
                 raise ConfigError(f"targets.{name}", 'a token target needs backend.model = "llm"')
-        if s.limiter.tokens_per_minute is not None:
-            raise ConfigError("limiter.tokens_per_minute", 'a token limit needs backend.model = "llm" (requests carry tokens only there)')
+        for name in ("tokens_per_minute", "tokens_burst"):
+            if getattr(s.limiter, name) is not None:
+                raise ConfigError(f"limiter.{name}", 'a token limit needs backend.model = "llm" (requests carry tokens only there)')
         return
     seqs, budget = b.max_num_seqs, b.max_num_batched_tokens
     if budget < seqs:

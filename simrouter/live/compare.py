@@ -47,9 +47,9 @@ How the verdict is reached (``comparison_rows``):
   that sees a fault window (its own or a top-level one),
   ``deployments.NAME.breaker.recovery_s``, judged as the rows above (never
   recovered included); the run-wide breaker rows are left out (its figures are
-  the deployments'). The live figures come from the target's ``/metrics``
-  ``deployments`` section (``with_target_deployments``: simrouter's serve
-  counts each attempt), so they describe every request of the run, without a
+  the deployments'). The live figures are the live summary's ``deployments``
+  (``LiveResult``: the target's ``/metrics`` section, simrouter's serve counts
+  each attempt), so they describe every request of the run, without a
   warm-up cut.
 * **One percentile definition**: the simulation's latency percentiles are
   numpy's linear interpolation over the run's latencies. The live summary's
@@ -164,14 +164,6 @@ def deployment_metrics(scenario: Scenario) -> list[tuple[str, str]]:
         if deployment.faults_of(scenario.faults):
             rows.append((f"{DEPLOYMENTS}.{deployment.name}.{RECOVERY}", "s"))
     return rows
-
-
-def with_target_deployments(live: dict, target_metrics: dict | None) -> dict:
-    """The live summary with the target's ``deployments`` and ``fallbacks`` (simrouter's
-    serve with ``[[deployments]]`` reports them in its /metrics) when it has none itself."""
-    if DEPLOYMENTS in live or not target_metrics or not isinstance(target_metrics.get(DEPLOYMENTS), list):
-        return live
-    return {**live, DEPLOYMENTS: target_metrics[DEPLOYMENTS], "fallbacks": target_metrics.get("fallbacks")}
 
 
 @dataclass(frozen=True)
@@ -549,9 +541,8 @@ def compare(
             'live one includes streaming every output token; simulate tokens with backend.model = "llm" (docs/llm.md), or compare ttft_ms with backend.ttft'
         )
     llm = scenario.backend.is_llm
-    live_summary = with_target_deployments(live.summary, live.target_metrics)
     rows = comparison_rows(
-        scenario, summaries, live_summary, paired, level, live.latencies(), adjust,
+        scenario, summaries, live.summary, paired, level, live.latencies(), adjust,
         live_token_timing=live.token_timing() if llm else None, pooled=simulated.interval if llm else None,
     )
     overhead = service_overhead(rows, live) if llm else None

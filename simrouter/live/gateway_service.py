@@ -3,9 +3,9 @@
 ``GatewayService`` is ``RouterService`` (``simrouter.live.service``: the same HTTP
 front end, admin endpoints, header timeout and router-wide running metrics) whose
 requests go through the SAME gateway objects the simulation builds
-(``simrouter.sim.gateway.build_deployments``: each deployment's limiter and
+(``simrouter.gateway_build.build_gateway_policies``: each deployment's limiter and
 breaker in its ``AdmissionChain``, the ``policies.gateway.Gateway`` with its
-routing strategy), driven by ``time.monotonic()``. One request:
+routing strategy; no simulated backend), driven by ``time.monotonic()``. One request:
 
 1. the router-wide chain: the top-level ``[limiter]`` (per user, in the bounded
    ``LimiterTable``), then validation (one draw per logical request); no breaker
@@ -71,13 +71,13 @@ from ..config import FaultWindow, Scenario, scenario_from_dict
 from ..deployment_summary import SEVERITY, overall_breaker
 from ..distributions import VariateStream
 from ..errors import ConfigError
+from ..gateway_build import build_gateway_policies
 from ..metrics import recoveries
 from ..outcomes import BREAKER_REJECTED, QUEUE_FULL, SUCCESS, VALIDATION
 from ..policies.breakers import BreakerState, NoBreaker
 from ..policies.chain import AdmissionChain
 from ..policies.routing import NO_ANSWER
 from ..sim import streams
-from ..sim.gateway import build_deployments
 from .backend import StandInBackend, uniform
 from .limiter_table import build_service_limiter
 from .running import RunningRecorder
@@ -127,10 +127,10 @@ class GatewayService(RouterService):
         def rng(source: int, *index: int):  # replication 0's streams: common random numbers with the simulation
             return streams.stream(seed, 0, source, *index)
 
-        gateway, simulated = build_deployments(None, scenario, rng, cancels=False)  # their simulated backends are not used
+        gateway, policies = build_gateway_policies(scenario, rng)  # the simulation's own, without its backends
         previous = {d.name: d.backend for d in self.deployments}
         self.gateway = gateway
-        self.deployments = [LiveDeployment(d.name, i, d.config, d.chain, d.preset) for i, d in enumerate(simulated)]
+        self.deployments = [LiveDeployment(p.name, p.index, p.config, p.chain, p.preset) for p in policies]
         self.limiter = build_service_limiter(scenario.limiter, self.max_limiter_keys)
         self.breaker = NoBreaker()  # the router-wide chain has none: each deployment has its own
         validation = VariateStream(uniform, streams.stream(seed, 0, streams.VALIDATION)).next

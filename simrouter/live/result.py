@@ -23,6 +23,16 @@ time, so ``latency_ms`` is coordinated-omission corrected. Differences:
   measured"; ``live.breaker_source`` says ``"target"`` or ``"none"``;
 * ``backend`` is the target's own figure when available (utilisation since the
   target started or was reset), else capacity and utilisation are ``null``;
+* behind a gateway (the target's ``/metrics`` has ``deployments``: simrouter's
+  serve with ``[[deployments]]``), ``deployments``, ``fallbacks`` and
+  ``attempts`` are the target's own (``gateway_sections``), with every
+  deployment's breaker transitions and recoveries moved to the generator's clock
+  (a ``t`` below 0 happened before this run started), and the run's ``breaker``
+  is ``deployment_summary.overall_breaker`` of them. Unlike the rest of the
+  summary, they describe the SERVICE's whole run since its start or last
+  ``/admin/reset`` (every attempt it routed, no warm-up cut), not this run's
+  measured requests: the two agree when the service was started or reset for
+  this run and ``warmup = 0``;
 * ``live``: target (without userinfo), cut_short, corrected and uncorrected HDR
   latency (with the encoded histograms, mergeable), schedule (arrivals, sent,
   dropped, late, lag), ``generator`` (scheduler lag vs pool wait, loop lag, CPU,
@@ -64,6 +74,7 @@ import numpy as np
 import pandas as pd
 
 from .. import diagnosis
+from ..deployment_summary import overall_breaker
 from ..metrics import breaker_recommendation, throughput
 from ..outcomes import SUCCESS
 from ..policies.breakers import BreakerState, Transition
@@ -261,6 +272,10 @@ class LiveResult(RunResult):
         else:
             summary["backend"].update(dict.fromkeys(TARGET_ONLY["backend"]))
             not_measured += [f"backend.{key}" for key in TARGET_ONLY["backend"]]
+        gateway = gateway_sections(target)
+        if gateway is not None:
+            summary.update(gateway)
+            summary["breaker"].update(overall_breaker(gateway["deployments"], self.final_state))
         trips = diagnosis.trip_causes(self.sent, self.done, self.kind, self.transitions, self.scenario.breaker)
         summary["diagnosis"] = diagnosis.diagnose(summary, self.scenario, trips)  # with the live kinds (unreachable)
         if target:
@@ -271,7 +286,8 @@ class LiveResult(RunResult):
             summary["breaker"]["recommendation"] = breaker_recommendation(assumed, self.scenario)
             summary["breaker"].update(dict.fromkeys(TARGET_ONLY["breaker"]))
             not_measured += [f"breaker.{key}" for key in TARGET_ONLY["breaker"]]
-        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, self.scenario.targets, bool(self.scenario.faults))]
+        has_faults = bool(self.scenario.faults) or any(d.faults for d in self.scenario.deployments)
+        summary["targets"] = [t.to_dict() for t in evaluate_targets(summary, self.scenario.targets, has_faults)]
         tokens, extras = self._token_figures(summary)
         summary.update(tokens)
         summary["live"] = self._live_section(corrected, uncorrected, transport)
@@ -308,6 +324,38 @@ class LiveResult(RunResult):
             "notes": [self.redact(note) for note in self.notes],
             "latency_sample_s": self.latency_sample().tolist(),
         }
+
+
+def gateway_sections(target_metrics: dict | None) -> dict | None:
+    """``{deployments, fallbacks, attempts}`` of a gateway target's ``/metrics`` (None
+    when it reports no ``deployments``), each deployment's breaker transitions and
+    recoveries shifted by ``clock_offset_s`` onto the generator's clock. They count
+    the service's whole run since its start or reset (module docstring)."""
+    if not target_metrics or not isinstance(target_metrics.get("deployments"), list):
+        return None
+    offset = target_metrics.get("clock_offset_s", 0.0)
+
+    def shifted(t):
+        return None if t is None else t + offset
+
+    deployments = []
+    for entry in target_metrics["deployments"]:
+        breaker = entry["breaker"]
+        deployments.append(
+            {
+                **entry,
+                "breaker": {
+                    **breaker,
+                    "transitions": [{**tr, "t": tr["t"] + offset} for tr in breaker["transitions"]],
+                    "recoveries": [{**r, "fault_end": shifted(r["fault_end"]), "closed_at": shifted(r["closed_at"])} for r in breaker["recoveries"]],
+                },
+            }
+        )
+    sections = {"deployments": deployments}
+    for key in ("fallbacks", "attempts"):  # the summary keeps its own when the target reports none
+        if isinstance(target_metrics.get(key), dict):
+            sections[key] = dict(target_metrics[key])
+    return sections
 
 
 def _sample(values: np.ndarray, limit: int = SAMPLE_LIMIT) -> np.ndarray:

@@ -64,7 +64,7 @@ class Gateway:
     ``sent`` / ``answered``); ``max_fallbacks``: fallback attempts per try;
     ``fallback_on``: config names of the kinds that fall back (``FALLBACK_KINDS``)."""
 
-    __slots__ = ("chains", "routing", "max_fallbacks", "size", "routing_tracks_attempts", "_fallback_codes", "_available", "_throttled", "_all")
+    __slots__ = ("chains", "routing", "max_fallbacks", "size", "routing_tracks_sent", "routing_tracks_answers", "routing_tracks_attempts", "_fallback_codes", "_available", "_throttled", "_all")
 
     def __init__(self, chains: Sequence[AdmissionChain], routing, max_fallbacks: int, fallback_on: Sequence[str]):
         if not chains:
@@ -79,8 +79,10 @@ class Gateway:
         self._throttled = [chain.breaker.throttled if self.size > 1 else _never for chain in self.chains]
         self._all = tuple(range(self.size))
         # Whether ``sent`` / ``answered`` matter to the strategy (in-flight counts, latencies,
-        # usage); a hot loop may skip both calls when they do nothing.
-        self.routing_tracks_attempts = type(routing).sent is not RoutingStrategy.sent or type(routing).answered is not RoutingStrategy.answered
+        # usage); a hot loop may skip a call that does nothing.
+        self.routing_tracks_sent = type(routing).sent is not RoutingStrategy.sent
+        self.routing_tracks_answers = type(routing).answered is not RoutingStrategy.answered
+        self.routing_tracks_attempts = self.routing_tracks_sent or self.routing_tracks_answers
 
     @property
     def breakers(self) -> list:

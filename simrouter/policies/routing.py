@@ -93,7 +93,15 @@ class RoutingStrategy:
 _DEFICIT_TOLERANCE = 1e-9
 
 
-def _chairman_pick(candidates: Sequence[int], weights: Sequence[float], deficit: list[float]) -> int:
+def _chairman_shares(candidates: Sequence[int], weights: Sequence[float]) -> list[float]:
+    """Each candidate's share ``w / W`` of the next pick (``W``: the candidates' total weight)."""
+    total = 0.0
+    for d in candidates:
+        total += weights[d]
+    return [weights[d] / total for d in candidates]
+
+
+def _chairman_pick(candidates: Sequence[int], weights: Sequence[float], deficit: list[float], shares: Sequence[float] | None = None) -> int:
     """Weighted round-robin over ``candidates`` by Tijdeman's chairman rule.
 
     Each candidate's ``deficit`` (picks it is owed: its share of the picks so far
@@ -106,18 +114,17 @@ def _chairman_pick(candidates: Sequence[int], weights: Sequence[float], deficit:
     chairman assignment problem", Discrete Math. 32, 1980): the shares are exact
     within one request at every moment. Equal weights give the cyclic order
     0, 1, ..., k - 1. A deployment that is not a candidate keeps its deficit; if
-    the carried deficits leave no candidate eligible, the most owed is picked."""
-    k = len(candidates)
-    total = 0.0
-    for d in candidates:
-        total += weights[d]
-    least = 1.0 / (2 * k - 2)
+    the carried deficits leave no candidate eligible, the most owed is picked.
+    ``shares``: the candidates' shares when the caller has them already
+    (``_chairman_shares``)."""
+    if shares is None:
+        shares = _chairman_shares(candidates, weights)
+    least = 1.0 / (2 * len(candidates) - 2)
     threshold = least - _DEFICIT_TOLERANCE
     reach = 1.0 - least
     best = -1
     soonest = math.inf
-    for d in candidates:
-        share = weights[d] / total
+    for d, share in zip(candidates, shares):
         owed = deficit[d] + share
         deficit[d] = owed
         if owed >= threshold:
@@ -147,18 +154,24 @@ class RoundRobin(RoutingStrategy):
     (cooled down, already tried) keeps its place while the rotation goes on
     over the others. No draws."""
 
-    __slots__ = ("_weights", "_deficit")
+    __slots__ = ("_weights", "_deficit", "_all_shares")
 
     name = "round-robin"
 
     def __init__(self, weights: Sequence[float]):
         self._weights = tuple(float(w) for w in weights)
         self._deficit = [0.0] * len(self._weights)
+        # Every deployment a candidate (the usual case): the shares never change.
+        self._all_shares = _chairman_shares(range(len(self._weights)), self._weights)
 
     def pick(self, candidates: Sequence[int], now: float) -> int:
-        if len(candidates) == 1:
+        k = len(candidates)
+        if k == 1:
             return candidates[0]  # a sole candidate is owed exactly the pick it gets
-        return _chairman_pick(candidates, self._weights, self._deficit)
+        if k != len(self._weights):
+            return _chairman_pick(candidates, self._weights, self._deficit)
+        # Every deployment a candidate (k distinct ascending indices out of k): the shares computed once.
+        return _chairman_pick(candidates, self._weights, self._deficit, self._all_shares)
 
 
 class SimpleShuffle(RoutingStrategy):
@@ -302,7 +315,7 @@ class LatencyBased(RoutingStrategy):
         self._times = [deque() for _ in range(size)]
         self._values = [deque() for _ in range(size)]
         self._sums = [0.0] * size
-        self._means = [0.0] * size  # refreshed for the candidates at each pick
+        self._means = [0.0] * size  # sums / counts, kept current by answered and _expire
         self._uniform = uniform
 
     def mean_latency(self, deployment: int, now: float) -> float:
@@ -319,20 +332,36 @@ class LatencyBased(RoutingStrategy):
             while times and times[0] <= horizon:
                 times.popleft()
                 total -= values.popleft()
-            self._sums[d] = total if times else 0.0  # no drift left behind once empty
+            if times:
+                self._sums[d] = total
+                self._means[d] = total / len(times)
+            else:  # no drift left behind once empty
+                self._sums[d] = self._means[d] = 0.0
 
     def pick(self, candidates: Sequence[int], now: float) -> int:
         if len(candidates) == 1:
             return candidates[0]
         horizon = now - self.ttl
-        means = self._means
         times = self._times
-        sums = self._sums
+        means = self._means
+        # One pass: expire each candidate's old samples, then ``_lowest`` on its mean.
+        best = -1
+        lowest = 0.0
+        tied = 0  # other candidates at the lowest mean
         for d in candidates:
-            self._expire(d, horizon)
-            n = len(times[d])
-            means[d] = sums[d] / n if n else 0.0
-        return _lowest(candidates, means, self._uniform)
+            samples = times[d]
+            if samples and samples[0] <= horizon:
+                self._expire(d, horizon)
+            mean = means[d]
+            if best < 0 or mean < lowest:
+                lowest = mean
+                best = d
+                tied = 0
+            elif mean == lowest:
+                tied += 1
+        if not tied:
+            return best
+        return _uniform_among_tied(candidates, means, lowest, tied + 1, self._uniform())
 
     def answered(self, deployment: int, now: float, latency: float, outcome: int) -> None:
         if outcome == SUCCESS:
@@ -348,7 +377,9 @@ class LatencyBased(RoutingStrategy):
             self._sums[deployment] -= values.popleft()
         times.append(now)
         values.append(value)
-        self._sums[deployment] += value
+        total = self._sums[deployment] + value
+        self._sums[deployment] = total
+        self._means[deployment] = total / len(times)
 
 
 class UsageBased(RoutingStrategy):

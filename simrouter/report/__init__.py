@@ -11,6 +11,8 @@
 ``write_run_plots(result, dir)``   a run's plots as PNGs (``run_plots``; ``--plot DIR``)
 ``write_report(paths, out)``       one self-contained HTML file (``html_report``)
 ``progress_bar``, ``track``        transient progress bars (``progress``)
+``deployment_shares(result)``      behind a gateway: each deployment's share of the routed
+                                   attempts per interval (``deployments_plot``)
 =================================  ===============================================
 
 Every name is imported on first use: commands that only print a dashboard do
@@ -38,6 +40,7 @@ _LAZY = {
     "write_run_plots": "run_plots",
     "build_report": "html_report",
     "write_report": "html_report",
+    "deployment_shares": "deployments_plot",
 }
 
 __all__ = list(_LAZY)

@@ -2,8 +2,9 @@
 
 ``build_deployments`` gives each ``[[deployments]]`` entry its own backend (its
 ``backend`` keys over the top-level ``[backend]``, its fault windows plus the
-top-level ones), its own admission chain (its limiter, its breaker) and its
-own random streams (``streams.deployment_key``: deployment 0 draws from the
+top-level ones), its own admission chain (its limiter, its breaker: the
+clock-free ``gateway_build.build_gateway_policies``, which the live service
+uses too) and its own random streams (``streams.deployment_key``: deployment 0 draws from the
 single backend's streams, so a one-deployment gateway is the single backend
 draw for draw; deployment d > 0 from streams keyed by d), and the
 ``policies.gateway.Gateway`` that routes over them (its routing strategy draws
@@ -28,10 +29,8 @@ import numpy as np
 
 from ..distributions import VariateStream
 from ..outcomes import BREAKER_REJECTED, QUEUE_FULL, TIMEOUT
-from ..policies import build_breaker, build_limiter
 from ..policies.chain import AdmissionChain
-from ..policies.gateway import NO_DEPLOYMENT, Gateway, build_gateway
-from ..policies.limiters import NoLimiter
+from ..policies.gateway import NO_DEPLOYMENT, Gateway
 from ..policies.routing import NO_ANSWER
 from . import streams
 from .backend import Backend, ServiceModel
@@ -42,10 +41,6 @@ from .instants import ANSWERS, at_instant
 
 def _uniform(rng: np.random.Generator, size: int) -> np.ndarray:
     return rng.random(size)
-
-
-def _no_draw() -> float:  # pragma: no cover - a deployment chain never draws (p_validation 0)
-    raise AssertionError("a deployment's chain draws no validation")
 
 
 class Deployment:
@@ -67,28 +62,25 @@ class Deployment:
 
 def build_deployments(env, scenario, rng, cancels: bool) -> tuple[Gateway, list[Deployment]]:
     """The scenario's deployments (backends on the event-driven backend when
-    ``cancels``) and the gateway over them."""
-    from ..policies.breakers import EjectionPool
+    ``cancels``) and the gateway over them: the clock-free policies of
+    ``gateway_build.build_gateway_policies`` (shared with the live service), each
+    with its simulated backend on its own streams."""
+    from ..gateway_build import build_gateway_policies
 
-    pool = EjectionPool(len(scenario.deployments))  # Envoy's max_ejection_percent is across one gateway's hosts; litellm's siblings
+    gateway, policies = build_gateway_policies(scenario, rng)
     deployments = []
-    for index, entry in enumerate(scenario.deployments):
-        key = streams.deployment_key(index)
-        config = entry.backend_of(scenario.backend)
+    for policy in policies:
+        key = streams.deployment_key(policy.index)
+        config = policy.config
         service = ServiceModel(
             config,
-            entry.faults_of(scenario.faults),
+            policy.faults,
             latency=VariateStream(config.latency.sample, rng(streams.LATENCY, *key)),
             uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME, *key)),
             fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME, *key)),
         )
         backend = EventBackend(env, config, service) if cancels else Backend(config, service)
-        limiter = build_limiter(entry.limiter) if entry.limiter is not None else NoLimiter()
-        breaker_config = entry.breaker_of(scenario.breaker)
-        breaker = build_breaker(breaker_config, rng(streams.BREAKER, *key), pool=pool)
-        deployments.append(Deployment(entry.name, config, backend, AdmissionChain(limiter, breaker, 0.0, _no_draw), breaker_config.preset))
-    routing_uniform = VariateStream(_uniform, rng(streams.ROUTING))
-    gateway = build_gateway([d.chain for d in deployments], scenario.router, [d.weight for d in scenario.deployments], routing_uniform.next)
+        deployments.append(Deployment(policy.name, config, backend, policy.chain, policy.preset))
     return gateway, deployments
 
 
@@ -230,26 +222,25 @@ class GatewayRouter:
     """The router's parts behind a gateway, as ``model.SimRouter`` is for one
     backend: the router-wide chain (``[limiter]`` and validation, no breaker),
     the gateway and its deployments, the recorders (logical requests, attempts)
-    and the per-request columns (fallbacks, final deployment). The fast engine
-    drives them directly (``fast.run_closed_gateway`` / ``run_open_gateway``);
+    and the per-request columns (fallbacks, final deployment: the fast engine
+    sets them with ``set_columns`` when its run ends). The fast engine drives
+    them directly (``fast.run_closed_gateway`` / ``run_open_gateway``);
     ``client.PolicyRouter`` wraps them with a ``GatewayTarget``."""
 
     backend = None  # no single backend: each deployment has its own
 
     def __init__(self, env, scenario, limiter, gateway: Gateway, deployments: list[Deployment], recorder, attempts, validation_uniform: VariateStream):
-        from array import array
-
         from ..policies.breakers import NoBreaker
 
         self.env = env
         self.chain = AdmissionChain(limiter, NoBreaker(), scenario.backend.failures.validation, validation_uniform.next)
+        self.validation_draw = validation_uniform.next  # the chain's validation draws (the fast engine inlines its decide)
         self.limiter = limiter
         self.gateway = gateway
         self.deployments = deployments
         self.recorder = recorder
         self.attempts = attempts
-        self.fallbacks = array("H")  # per logical request, fast engine
-        self.final_deployment = array("h")
+        self._fallbacks = self._final_deployment = np.zeros(0, dtype=np.int64)  # per logical request, fast engine
         self._timeout = scenario.router.timeout
 
     @property
@@ -260,12 +251,15 @@ class GatewayRouter:
         """One validation draw per logical request (``model.SimRouter.malformed``)."""
         return self.chain.malformed()
 
+    def set_columns(self, fallbacks: np.ndarray, final_deployment: np.ndarray) -> None:
+        """The fast engine's per-request columns, in request (answer) order: the
+        fallback attempts, the deployment of the final answer (-1: none)."""
+        self._fallbacks = fallbacks.astype(np.int64)
+        self._final_deployment = final_deployment.astype(np.int64)
+
     def columns(self) -> dict[str, np.ndarray]:
         """Per logical request on the fast engine: fallbacks, the deployment of the final answer."""
-        return {
-            "fallbacks": np.frombuffer(self.fallbacks, dtype=np.uint16).astype(np.int64),
-            "deployment": np.frombuffer(self.final_deployment, dtype=np.int16).astype(np.int64),
-        }
+        return {"fallbacks": self._fallbacks, "deployment": self._final_deployment}
 
     def target(self, policy_router) -> GatewayTarget:
         """This gateway's target for ``client.PolicyRouter`` (its per-copy hook)."""

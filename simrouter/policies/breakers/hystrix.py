@@ -45,6 +45,9 @@ class HystrixBreaker(BreakerBase):
 
     __slots__ = ("_interval", "_buckets_in_window", "_origin", "_next_snapshot", "_buckets", "_opened_at", "_probing")
 
+    # A due health snapshot trips a CLOSED breaker at the next allow: closed is not available.
+    closed_is_available = False
+
     def __init__(self, config):
         super().__init__(config)
         self._interval = config.health_snapshot_interval
