@@ -18,6 +18,16 @@ deployment (``Gateway.falls_back``). Every attempt goes into the
 ``AttemptRecorder`` when the router answers it; the copy is answered with its
 last attempt's kind (``policies.gateway``). The fast engine runs the same
 flow (``fast.gateway_calls``) and gives the same runs.
+
+On the LLM backend (``backend.model = "llm"``, docs/llm.md) each deployment's
+backend is its own batching server (``llm_run.llm_backend``: its merged
+config, its fault windows, its streams), a deployment limiter with
+``tokens_per_minute`` counts the tokens of the copy being admitted, and the
+run is always on the SimPy engine (``llm_gateway.build_llm_gateway_router``). A
+copy's request (``Exchange.request``) goes to the backend's ``submit``; every
+attempt is admitted through ``PolicyRouter.admit`` (so a token limiter sees
+it); ``sent`` tells the routing strategy its tokens (prompt + max_tokens, what
+the router knows at the send: ``usage-based`` counts them; 0 without a request).
 """
 
 from __future__ import annotations
@@ -65,9 +75,10 @@ class Deployment:
         return self.chain.breaker
 
 
-def build_deployments(env, scenario, rng, cancels: bool) -> tuple[Gateway, list[Deployment]]:
+def build_deployments(env, scenario, rng, cancels: bool, tokens=None) -> tuple[Gateway, list[Deployment]]:
     """The scenario's deployments (backends on the event-driven backend when
-    ``cancels``) and the gateway over them."""
+    ``cancels``; batching ones on the LLM backend, whose token limiters read
+    ``tokens()``: module docstring) and the gateway over them."""
     from ..policies.breakers import EjectionPool
 
     pool = EjectionPool(len(scenario.deployments))  # Envoy's max_ejection_percent is across one gateway's hosts; litellm's siblings
@@ -75,15 +86,24 @@ def build_deployments(env, scenario, rng, cancels: bool) -> tuple[Gateway, list[
     for index, entry in enumerate(scenario.deployments):
         key = streams.deployment_key(index)
         config = entry.backend_of(scenario.backend)
-        service = ServiceModel(
-            config,
-            entry.faults_of(scenario.faults),
-            latency=VariateStream(config.latency.sample, rng(streams.LATENCY, *key)),
-            uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME, *key)),
-            fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME, *key)),
-        )
-        backend = EventBackend(env, config, service) if cancels else Backend(config, service)
+        if config.is_llm:
+            from .llm_run import llm_backend
+
+            backend = llm_backend(env, config, entry.faults_of(scenario.faults), rng, *key)
+        else:
+            service = ServiceModel(
+                config,
+                entry.faults_of(scenario.faults),
+                latency=VariateStream(config.latency.sample, rng(streams.LATENCY, *key)),
+                uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME, *key)),
+                fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME, *key)),
+            )
+            backend = EventBackend(env, config, service) if cancels else Backend(config, service)
         limiter = build_limiter(entry.limiter) if entry.limiter is not None else NoLimiter()
+        if entry.limiter is not None and entry.limiter.tokens_per_minute is not None:
+            from .llm_run import token_limited
+
+            limiter = token_limited(limiter, entry.limiter, tokens)
         breaker_config = entry.breaker_of(scenario.breaker)
         breaker = build_breaker(breaker_config, rng(streams.BREAKER, *key), pool=pool)
         deployments.append(Deployment(entry.name, config, backend, AdmissionChain(limiter, breaker, 0.0, _no_draw), breaker_config.preset))
@@ -136,7 +156,7 @@ class GatewayTarget:
         route.tried.append(deployment)
         route.deployment = deployment
         chain = self.deployments[deployment].chain
-        ticket = route.ticket = chain.admit(copy.exchange.key, now)
+        ticket = route.ticket = self.router.admit(chain, copy.exchange, now)
         if ticket.kind is not None:
             gateway.rate_limited(deployment, now)
             self._answered_at_once(copy, now, ticket.kind)
@@ -158,9 +178,10 @@ class GatewayTarget:
         router, backend, timeout = self.router, deployment.backend, self.router.timeout
         router.number_admission(copy)
         if backend.cancellable:
-            job = copy.job = backend.submit(now, lambda job: self._done(copy, job))
+            request = copy.exchange.request
+            job = copy.job = backend.submit(now, lambda job: self._done(copy, job), request)
             if job is not None:
-                self.gateway.sent(route.deployment, now)
+                self.gateway.sent(route.deployment, now, request.admission_tokens if request is not None else 0)
                 if math.isfinite(timeout):
                     at_instant(router.env, timeout, ANSWERS).callbacks.append(lambda _event: router.deadline(copy, job))
                 return
