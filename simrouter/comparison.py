@@ -14,7 +14,15 @@ pairs, and ``n`` says how many remained.
 **Latency percentiles** compare the distributions: A's and B's columns are the
 percentiles of each side's pooled samples (as in their replicated summaries),
 the difference is pooled B minus pooled A, and its interval is sectioning on
-the per-replication differences (``stats.paired_quantile_interval``).
+the per-replication differences (``stats.paired_quantile_interval``). The LLM
+backend's percentiles (``ttft_ms``, ``tpot_ms``, ``itl_ms``: ``replications.
+LLM_QUANTILE_FIGURES``) likewise: each side's figure is the percentile of its
+replications' samples pooled (``replications.pooled_llm_quantiles``, as
+``run --replications`` reports it), the difference pooled B minus pooled A;
+TTFT and TPOT get sectioning on the per-replication differences, ITL (weighted
+gaps, inverted CDF) the t-interval of the replications' own ITL percentile
+differences centred on the pooled difference (as ``replications.figure_interval``
+does for one side).
 
 **Never recovering is a result, not missing data.** For ``breaker.recovery_s``
 a run whose breaker tripped and never re-closed is *censored* at the end of
@@ -41,8 +49,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import load_scenario
-from .replications import QUANTILE_FIGURES, ReplicatedResult, check_metrics, replicate, shared_warmup
-from .stats import DEFAULT_LEVEL, paired_quantile_interval, paired_t_interval
+from .replications import LLM_QUANTILE_FIGURES, QUANTILE_FIGURES, ReplicatedResult, check_metrics, pooled_llm_quantiles, replicate, shared_warmup
+from .stats import DEFAULT_LEVEL, Interval, paired_quantile_interval, paired_t_interval
 
 if TYPE_CHECKING:  # pandas is imported where the table is built
     import pandas as pd
@@ -96,9 +104,13 @@ class Comparison:
             interval = paired_quantile_interval(samples_a, samples_b, q, self.level)
             if a.size:
                 mean_a, mean_b = float(np.quantile(np.concatenate(samples_a), q)), float(np.quantile(np.concatenate(samples_b), q))
+        elif metric in LLM_QUANTILE_FIGURES and self.a.llm_samples and self.b.llm_samples:
+            llm_a = [s for s, keep in zip(self.a.llm_samples, paired) if keep]
+            llm_b = [s for s, keep in zip(self.b.llm_samples, paired) if keep]
+            (mean_a, mean_b), interval = llm_quantile_difference(metric, llm_a, llm_b, a, b, self.level)
         else:
             interval = paired_t_interval(a, b, self.level)
-        difference = None if mean_a is None else mean_b - mean_a
+        difference = None if mean_a is None or mean_b is None else mean_b - mean_a
         low, high = (interval.low, interval.high) if interval else (None, None)
         significant = None if interval is None else not interval.covers(0.0)
         bound = reason = None
@@ -170,6 +182,23 @@ def compare_configs(
     first = replicate(a, seed=seed, replications=replications, executor=executor, warmup=warmup if a.warmup == "auto" else None)
     second = replicate(b, seed=seed, replications=replications, executor=executor, warmup=warmup if b.warmup == "auto" else None)
     return Comparison(first, second, metrics, level)
+
+
+def llm_quantile_difference(metric: str, llm_a: Sequence[dict], llm_b: Sequence[dict], values_a: np.ndarray, values_b: np.ndarray, level: float = DEFAULT_LEVEL):
+    """((pooled A, pooled B), interval of B - A) of an LLM percentile (module docstring) over
+    paired replications: ``llm_a[r]`` / ``llm_b[r]`` replication r's ``llm_summary.llm_samples``,
+    ``values_a`` / ``values_b`` its own figure (the ITL sections). (None, None) without samples."""
+    name, q = LLM_QUANTILE_FIGURES[metric]
+    pooled_a, pooled_b = pooled_llm_quantiles(llm_a)[metric] if llm_a else None, pooled_llm_quantiles(llm_b)[metric] if llm_b else None
+    if pooled_a is None or pooled_b is None:
+        return (pooled_a, pooled_b), None
+    if name != "itl":
+        return (pooled_a, pooled_b), paired_quantile_interval([d[name] for d in llm_a], [d[name] for d in llm_b], q, level)
+    sections = paired_t_interval(values_a, values_b, level)
+    if sections is None:
+        return (pooled_a, pooled_b), None
+    point, half = pooled_b - pooled_a, sections.half_width
+    return (pooled_a, pooled_b), Interval(point, point - half, point + half, sections.n, level, sections.skewness)
 
 
 def censored_recovery_s(summary: dict) -> tuple[float, bool] | None:

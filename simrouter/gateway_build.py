@@ -34,6 +34,7 @@ from .policies.breakers import EjectionPool
 from .policies.chain import AdmissionChain
 from .policies.gateway import Gateway, build_gateway
 from .policies.limiters import NoLimiter
+from .policies.limiters.tokens import TokenLimited
 from .sim import streams
 
 Rng = Callable[..., np.random.Generator]  # rng(source, *index) -> a generator
@@ -63,12 +64,18 @@ def _no_draw() -> float:  # pragma: no cover - a deployment chain never draws (p
     raise AssertionError("a deployment's chain draws no validation")
 
 
-def build_gateway_policies(scenario: Scenario, rng: Rng) -> tuple[Gateway, list[DeploymentPolicies]]:
-    """(the gateway, each deployment's policies) of ``scenario`` (module docstring)."""
+def build_gateway_policies(scenario: Scenario, rng: Rng, tokens: Callable[[], int] | None = None) -> tuple[Gateway, list[DeploymentPolicies]]:
+    """(the gateway, each deployment's policies) of ``scenario`` (module docstring).
+    ``tokens()``: the token cost of the attempt being admitted, for a deployment
+    limiter with ``tokens_per_minute`` (LLM deployments: ``LLMRouter.admitting_tokens``)."""
     pool = EjectionPool(len(scenario.deployments))
     deployments = []
     for index, entry in enumerate(scenario.deployments):
         limiter = build_limiter(entry.limiter) if entry.limiter is not None else NoLimiter()
+        if entry.limiter is not None and entry.limiter.tokens_per_minute is not None:
+            if tokens is None:
+                raise ValueError(f"deployments.{index}.limiter.tokens_per_minute needs the engine's token source")
+            limiter = TokenLimited(limiter, entry.limiter.tokens_per_minute, entry.limiter.tokens_burst, entry.limiter.scope, tokens)
         breaker_config = entry.breaker_of(scenario.breaker)
         breaker = build_breaker(breaker_config, rng(streams.BREAKER, *streams.deployment_key(index)), pool=pool)
         chain = AdmissionChain(limiter, breaker, 0.0, _no_draw)  # validation is drawn once, at the router

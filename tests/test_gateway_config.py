@@ -73,7 +73,7 @@ def test_router_gateway_keys_and_defaults():
         ('deployments=[{ name = "a", backend = { colour = 1 } }]', "deployments.0.backend.colour", "unknown key"),
         ('deployments=[{ name = "a", backend = { failures = { processing = 0.9, timeout = 0.2 } } }]', "deployments.0.backend.failures", "at most 1"),
         ('deployments=[{ name = "a", backend = { failures = { validation = 0.1 } } }]', "deployments.0.backend.failures.validation", "once per logical request"),
-        ('deployments=[{ name = "a", backend = { model = "llm" } }]', "deployments.0.backend.model", "not supported yet"),
+        ('deployments=[{ name = "a", backend = { model = "llm" } }]', "deployments.0.backend.model", "top-level backend.model"),
         ('deployments=[{ name = "a", faults = [{ start = 0.0, end = 1.0 }] }]', "deployments.0.faults.0", "needs error_rate"),
         ('deployments=[{ name = "a", faults = [{ start = 5.0, end = 4.0, error_rate = 1.0 }] }]', "deployments.0.faults.0.end", "after start"),
         ('deployments=[{ name = "a", breaker = { preset = "nope" } }]', "deployments.0.breaker.preset", "litellm"),
@@ -94,10 +94,12 @@ def test_a_deployment_fault_may_not_overlap_a_top_level_one():
     assert caught.value.field == "deployments.0.faults.0.start" and "fault window 0" in caught.value.message
 
 
-def test_llm_with_deployments_is_refused_clearly():
+def test_llm_deployments_take_the_top_level_model():
+    # LLM deployments run (tests/test_llm_gateway.py); a deployment cannot switch the model.
+    assert load_scenario("llm-chat", ['deployments=[{ name = "a", backend = { max_num_seqs = 8 } }]']).deployments[0].backend_of(load_scenario("llm-chat").backend).max_num_seqs == 8
     with pytest.raises(ConfigError) as caught:
-        load_scenario("llm-chat", ['deployments=[{ name = "a" }]'])
-    assert caught.value.field == "backend.model" and "not supported yet" in caught.value.message
+        load_scenario("llm-chat", ['deployments=[{ name = "a", backend = { model = "delay" } }]'])
+    assert caught.value.field == "deployments.0.backend.model" and "top-level backend.model" in caught.value.message
 
 
 def test_no_deployments_runs_the_single_backend():

@@ -175,6 +175,10 @@ def handle(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, args.overrides)
     options = live_options(args)
+    if args.streams is not None:  # before anything is sent: the record needs streamed answers
+        from ..live.stream_record import check_streaming
+
+        check_streaming(scenario)
     with redacting(scenario):
         result = run_live(scenario, check_target(args.target), options)
     to_stdout = args.json is not None and str(args.json) == "-"

@@ -91,8 +91,6 @@ async def _serve(scenario, args, token) -> None:
     print(f"simrouter serve: listening on {url} (scenario {scenario.name}; admin token {shown})", flush=True)
     if not is_loopback(args.host):
         print(f"simrouter serve: warning: {args.host} is not a loopback address; other machines can reach this service", file=sys.stderr, flush=True)
-    if scenario.limiter.tokens_per_minute is not None:
-        print("simrouter serve: note: limiter.tokens_per_minute is not applied by the service (the simulation applies it)", file=sys.stderr, flush=True)
     if uses_client_policies(scenario):
         print("simrouter serve: note: router.retry / router.hedge are not applied by the service", file=sys.stderr, flush=True)
     stop = asyncio.Event()

@@ -822,13 +822,12 @@ def _check_deployments(s: Scenario) -> None:
             backend = deployment.backend_of(s.backend)
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc.field}", exc.message) from None
-        if backend.is_llm or s.backend.is_llm:
-            raise ConfigError(
-                "backend.model" if s.backend.is_llm else f"{where}.backend.model",
-                'backend.model = "llm" behind [[deployments]] is not supported yet; use the delay backend ("delay") for gateway scenarios',
-            )
+        if backend.is_llm != s.backend.is_llm:  # requests carry tokens for every deployment or for none
+            raise ConfigError(f"{where}.backend.model", f'every deployment runs the top-level backend.model ({"llm" if s.backend.is_llm else "delay"!r}): set it in [backend] (accepted: "delay", "llm")')
+        if backend.is_llm:
+            _check_llm_deployment(backend, deployment, where)
         for name in ("max_num_seqs", "max_num_batched_tokens", "step_time", "kv_cache_tokens"):
-            if getattr(backend, name) is not None:
+            if not backend.is_llm and getattr(backend, name) is not None:
                 raise ConfigError(f"{where}.backend.{name}", 'only the LLM backend uses it (backend.model = "llm")')
         f = backend.failures
         if f.processing + f.timeout + f.validation > 1:
@@ -836,9 +835,18 @@ def _check_deployments(s: Scenario) -> None:
         if deployment.backend.failures is not None and deployment.backend.failures.validation is not None:
             raise ConfigError(f"{where}.backend.failures.validation", "validation is drawn once per logical request at the router: set it in the top-level [backend.failures]")
         for name in ("tokens_per_minute", "tokens_burst"):
-            if deployment.limiter is not None and getattr(deployment.limiter, name) is not None:
+            if not backend.is_llm and deployment.limiter is not None and getattr(deployment.limiter, name) is not None:
                 raise ConfigError(f"{where}.limiter.{name}", 'a token limit needs backend.model = "llm" (requests carry tokens only there)')
         _check_faults([*((f"faults.{j}", w) for j, w in enumerate(s.faults)), *((f"{where}.faults.{j}", w) for j, w in enumerate(deployment.faults))])
+
+
+def _check_llm_deployment(backend, deployment, where: str) -> None:
+    """An LLM deployment's merged backend and its token limit (``_check_llm``'s rules)."""
+    if backend.max_num_batched_tokens < backend.max_num_seqs:
+        raise ConfigError(f"{where}.backend.max_num_batched_tokens", f"must be >= max_num_seqs ({backend.max_num_seqs}), as vLLM requires; got {backend.max_num_batched_tokens}")
+    limiter = deployment.limiter
+    if limiter is not None and limiter.tokens_burst is not None and limiter.tokens_per_minute is None:
+        raise ConfigError(f"{where}.limiter.tokens_burst", "needs limiter.tokens_per_minute")
 
 
 def _check_open_volume(s: Scenario) -> None:

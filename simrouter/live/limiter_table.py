@@ -32,15 +32,27 @@ keys are the workload's few users. A service meets any number of keys, so
 
 ``scope = "global"`` and ``algorithm = "none"`` have no table:
 ``build_limiter`` 's own objects are used.
+
+**Tokens per minute** (``limiter.tokens_per_minute``, the LLM backend;
+``policies.limiters.tokens``): each key's limit is a ``TokenLimit``, its
+request limit (none with ``algorithm = "none"``) and its token budget, so a
+key's budget is created and forgotten with it; a key is idle once both are as
+fresh ones: the request limit's horizon above and the budget's
+``tokens_burst / (tokens_per_minute / 60)`` (the bucket is full again), the
+larger of the two. ``scope = "global"``: one ``TokenLimit`` for everyone. The
+caller gives ``cost()``, the tokens of the request being admitted (prompt +
+max_tokens), and may give ``refused(wait_s)``, told when the budget refuses one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from ..policies import build_limiter
-from ..policies.limiters import limit_factory
+from ..policies.limiters import GlobalLimiter, limit_factory
+from ..policies.limiters.tokens import TokenBudget, TokenLimit
 
 MAX_KEYS = 100_000
 NGINX_EXPIRE_S = 60.0  # ngx_http_limit_req_expire: nodes idle for less are kept
@@ -49,6 +61,10 @@ NGINX_EXPIRE_S = 60.0  # ngx_http_limit_req_expire: nodes idle for less are kept
 def idle_horizon(config) -> float:
     """Seconds after its last use at which an idle key's limit is as a fresh one's."""
     c = config
+    if c.tokens_per_minute is not None:
+        burst = c.tokens_per_minute if c.tokens_burst is None else c.tokens_burst
+        requests = 0.0 if c.algorithm == "none" else idle_horizon(_without_tokens(c))
+        return max(requests, burst / (c.tokens_per_minute / 60.0))
     horizons = {
         "token_bucket": lambda: c.burst / c.rate,
         "gcra": lambda: (c.burst + 1) / c.rate,
@@ -61,8 +77,33 @@ def idle_horizon(config) -> float:
     return float(horizons[c.algorithm]())
 
 
-def build_service_limiter(config, max_keys: int = MAX_KEYS):
-    """A ``LimiterTable`` for a per-user limiter, else ``build_limiter(config)``."""
+def _without_tokens(config):
+    return dataclasses.replace(config, tokens_per_minute=None, tokens_burst=None)
+
+
+def token_limit_factory(config, cost: Callable[[], int], refused: Callable[[float], None] | None = None):
+    """``factory(now) -> TokenLimit`` for one key: the request limit (none with
+    ``algorithm = "none"``) and a full budget of ``tokens_burst`` refilled at
+    ``tokens_per_minute / 60`` per second."""
+    requests = None if config.algorithm == "none" else limit_factory(config)
+    per_second = config.tokens_per_minute / 60.0
+    burst = config.tokens_per_minute if config.tokens_burst is None else config.tokens_burst
+
+    def factory(now: float) -> TokenLimit:
+        return TokenLimit(requests(now) if requests else None, TokenBudget(per_second, burst, now), cost, refused)
+
+    return factory
+
+
+def build_service_limiter(config, max_keys: int = MAX_KEYS, cost: Callable[[], int] | None = None, refused: Callable[[float], None] | None = None):
+    """A ``LimiterTable`` for a per-user limiter, else ``build_limiter(config)``; with
+    ``tokens_per_minute``, ``TokenLimit`` s costing ``cost()`` (module docstring)."""
+    if config.tokens_per_minute is not None:
+        if cost is None:
+            raise ValueError("limiter.tokens_per_minute: the service needs each request's token cost (cost=)")
+        if config.scope == "global":
+            return GlobalLimiter(token_limit_factory(config, cost, refused)(0.0))
+        return LimiterTable(config, max_keys, token_limit_factory(config, cost, refused))
     if config.algorithm == "none" or config.scope == "global":
         return build_limiter(config)
     return LimiterTable(config, max_keys)
@@ -80,10 +121,11 @@ class _Entry:
 class LimiterTable:
     """One limit per key, created on first use, forgotten when idle (module docstring)."""
 
-    def __init__(self, config, max_keys: int = MAX_KEYS):
+    def __init__(self, config, max_keys: int = MAX_KEYS, factory: Callable | None = None):
+        """``factory(now)``: one key's fresh limit (default: ``limit_factory(config)``)."""
         if max_keys < 1:
             raise ValueError(f"max_keys: expected at least 1, got {max_keys}")
-        self._factory = limit_factory(config)
+        self._factory = factory or limit_factory(config)
         self.horizon = idle_horizon(config)
         self.max_keys = max_keys
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()

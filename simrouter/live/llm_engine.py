@@ -78,13 +78,16 @@ def arrival_tokens(scenario, seed: int):
 
 class TokenStream:
     """One request's tokens as the batch emits them: ``tokens`` so far, ``request``
-    (``LLMRequest``); ``changed()`` waits for the next token or ``wake()``."""
+    (``LLMRequest``); ``changed()`` waits for the next token or ``wake()``.
+    ``token_wait``: set when the tokens-per-minute budget refused the request,
+    the seconds it needs to hold the request's cost (None: not refused by it)."""
 
-    __slots__ = ("request", "tokens", "_waiter")
+    __slots__ = ("request", "tokens", "token_wait", "_waiter")
 
     def __init__(self, request):
         self.request = request
         self.tokens = 0
+        self.token_wait: float | None = None
         self._waiter: asyncio.Future | None = None
 
     def emit(self, count: int = 1) -> None:

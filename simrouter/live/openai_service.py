@@ -57,6 +57,16 @@ scheduler run in real time (``simrouter.live.llm_engine``), behind the same
   sequence runs to its end (the router records its outcome then).
 * ``/metrics`` adds ``service.llm``: running and waiting sequences, steps,
   mean step time, the steps' lag behind their deadlines, preemptions.
+* ``limiter.tokens_per_minute`` is applied as simulated
+  (``policies.limiters.tokens``, per key or global): a request costs its prompt
+  tokens (the drawn ones above) + ``max_tokens`` (the body's, as OpenAI counts;
+  absent: the scenario's ``request.max_tokens``, else the drawn output), checked
+  before the request limiter; refused, it is a 429 ``rate_limited`` of type
+  ``tokens`` (OpenAI's TPM error) with ``Retry-After`` the seconds until the
+  budget holds its cost (rounded up, at least 1; ``retry-after-ms`` exact) and
+  ``x-ratelimit-limit-tokens`` / ``x-ratelimit-remaining-tokens``; a request
+  costing more than ``tokens_burst`` can never run: 429 "request too large",
+  without ``Retry-After``.
 
 Answers other than success are OpenAI-shaped ``{"error": {"message", "type",
 "param", "code"}}``:
@@ -156,6 +166,8 @@ class OpenAIService:
             routed = dataclasses.replace(scenario, backend=dataclasses.replace(backend, capacity=backend.max_num_seqs))
             self._arrivals = arrival_tokens(scenario, seed)
             router_options["backend_factory"] = self._llm_engine
+            if scenario.limiter.tokens_per_minute is not None:  # the request in CURRENT pays its tokens
+                router_options["token_cost"], router_options["token_refused"] = _current_cost, _note_token_refusal
         elif backend.ttft is not None:
             routed = dataclasses.replace(scenario, backend=dataclasses.replace(backend, latency=backend.ttft))
         else:
@@ -275,8 +287,10 @@ class OpenAIService:
 
         tokens = self._next_tokens()
         finish = "stop"
-        if job.max_tokens is not None and tokens.output >= job.max_tokens:
-            tokens, finish = LLMRequest(tokens.prompt, job.max_tokens, job.max_tokens), "length"
+        if job.max_tokens is not None:  # what the client asks for: the output's cap and the token limiter's count
+            if tokens.output >= job.max_tokens:
+                finish = "length"
+            tokens = LLMRequest(tokens.prompt, min(tokens.output, job.max_tokens), job.max_tokens)
         stream = TokenStream(tokens)
         context = CURRENT.set(stream)
         try:
@@ -291,6 +305,8 @@ class OpenAIService:
                     call.cancel()
                     return web.Response(status=499)  # nobody reads it
             if stream.tokens == 0 and call.result().kind != SUCCESS:
+                if stream.token_wait is not None:
+                    return self._tokens_refused(stream.request.admission_tokens, stream.token_wait)
                 return self._error(call.result().kind)
             n = tokens.output
             if not job.stream:
@@ -436,6 +452,21 @@ class OpenAIService:
         body = error_body(message or default_message, type_, code or default_code, param)
         return web.json_response(body, status=status or default_status, headers=headers)
 
+    def _tokens_refused(self, cost: int, wait: float) -> web.Response:
+        """The 429 of a request the tokens-per-minute budget refused (module docstring)."""
+        limiter = self.scenario.limiter
+        per_minute = limiter.tokens_per_minute
+        headers = {OUTCOME_HEADER: KIND_NAMES[RATE_LIMITED], "x-ratelimit-limit-tokens": f"{per_minute:g}"}
+        if math.isfinite(wait):
+            headers["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(cost - wait * per_minute / 60.0)))
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            headers["retry-after-ms"] = str(int(math.ceil(wait * 1000)))
+            message = f"Rate limit reached on tokens per min (TPM): Limit {per_minute:g}, Requested {cost}. Please try again in {wait:.3f}s."
+        else:
+            burst = per_minute if limiter.tokens_burst is None else limiter.tokens_burst
+            message = f"Request too large on tokens per min (TPM): Limit {burst:g}, Requested {cost}. The input or output tokens must be reduced in order to run successfully."
+        return web.json_response(error_body(message, "tokens", "rate_limit_exceeded"), status=429, headers=headers)
+
 
 def _chunks(job: _Job):
     """(chunk(i, finish_reason) -> the SSE bytes of content token i (None: no content),
@@ -471,6 +502,15 @@ def _whole_answer(job: _Job, n: int, prompt_tokens: int, finish: str) -> web.Res
         choice = {"index": 0, "text": text, "finish_reason": finish}
     body = {"id": _id(job.chat), "object": "chat.completion" if job.chat else "text_completion", "created": int(time.time()), "model": job.model, "choices": [choice], "usage": usage}
     return web.json_response(body, headers={OUTCOME_HEADER: KIND_NAMES[SUCCESS]})
+
+
+def _current_cost() -> int:
+    """The token limiter's cost of the request being admitted (``CURRENT``): prompt + max_tokens."""
+    return CURRENT.get().request.admission_tokens
+
+
+def _note_token_refusal(wait: float) -> None:
+    CURRENT.get().token_wait = wait
 
 
 def _client_gone(request: web.Request) -> bool:

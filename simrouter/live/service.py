@@ -184,7 +184,11 @@ class RouterService:
     block (``simrouter.live.header_timeout``); ``max_limiter_keys``: the most
     per-user limits kept (``simrouter.live.limiter_table``); ``clock``: the
     service's time in seconds (default: ``time.monotonic()`` since the start;
-    a test may drive ``handle`` on a virtual one, e.g. the event loop's)."""
+    a test may drive ``handle`` on a virtual one, e.g. the event loop's);
+    ``token_cost()``: the tokens the request being admitted costs
+    (``limiter.tokens_per_minute``; a front end that knows them gives it, e.g.
+    ``openai_service``), ``token_refused(wait_s)``: told when the token budget
+    refuses one (``live.limiter_table``)."""
 
     def __init__(
         self,
@@ -195,6 +199,8 @@ class RouterService:
         max_limiter_keys: int = MAX_KEYS,
         clock: Callable[[], float] | None = None,
         backend_factory=None,
+        token_cost: Callable[[], int] | None = None,
+        token_refused: Callable[[float], None] | None = None,
     ):
         if clock is not None:
             self.now = clock
@@ -205,6 +211,8 @@ class RouterService:
         self.admin_token = admin_token or secrets.token_urlsafe(16)
         self.header_timeout = HeaderTimeout(header_timeout)
         self.max_limiter_keys = max_limiter_keys
+        # limiter.tokens_per_minute: the tokens of the request being admitted, and who hears a refusal's wait
+        self._token_cost, self._token_refused = token_cost, token_refused
         self._started = time.monotonic()
         self._canned = {kind: _canned(kind) for kind in STATUS}
         self._backend: StandInBackend | None = None
@@ -218,7 +226,7 @@ class RouterService:
         return time.monotonic() - self._started
 
     def _reset_policies(self) -> None:
-        self.limiter = build_service_limiter(self.scenario.limiter, self.max_limiter_keys)
+        self.limiter = build_service_limiter(self.scenario.limiter, self.max_limiter_keys, self._token_cost, self._token_refused)
         self.breaker = build_breaker(self.scenario.breaker)
         # In the order the simulation draws them: common random numbers with replication 0.
         validation = VariateStream(uniform, streams.stream(self.seed, 0, streams.VALIDATION)).next

@@ -114,6 +114,15 @@ def from_columns(sent, first_token, gaps: list, prompt, output, succeeded, measu
     )
 
 
+def check_streaming(scenario) -> None:
+    """ConfigError naming ``--streams`` unless the scenario's answers stream (an openai
+    protocol with ``request.stream`` not false): checked before a run sends anything."""
+    request = scenario.request
+    if not request.effective_stream:
+        got = f"request.protocol = {request.protocol!r}" + (", request.stream = false" if request.stream is False else "")
+        raise ConfigError("--streams", f"records streamed answers: run an openai-chat / openai-completions scenario with request.stream = true (got {got})")
+
+
 def from_live(result) -> StreamRecord:
     """The record of a live streaming run (``LiveResult``): its answers with a first token."""
     answers = result.answers

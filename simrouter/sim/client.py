@@ -37,6 +37,17 @@ backend: the copy's own chain already holds the breaker) or, behind
 limiter and breaker, fallbacks). A target calls back ``answer_due`` when an
 answer of its backend is due, and ``resolve`` when the copy has its answer.
 
+**Requests as data** (the LLM backend, ``llm_router``): an exchange may carry
+its request (``call(..., request=)``, ``Exchange.request``: every copy, retry,
+hedge and fallback carries the same one). A target passes it to its backend's
+``submit``, and every admission through a chain (the router's, a deployment's)
+goes through ``admit(chain, exchange, now)``, which shows it as ``admitting``
+while the chain's limiter decides (a tokens-per-minute limiter's cost reads
+it). ``Exchange.served_by`` is the backend job whose success answered the
+exchange (its first token, on the LLM backend); ``finished(exchange, now,
+kind)`` is called once per logical request as it is recorded, for a
+subclass's own per-request columns.
+
 Validation is drawn once per exchange, when its first copy reaches it
 (``SimRouter.malformed``): retries and hedges of a request that passed
 validation pass it again. The percentile hedge delay learns only from tries
@@ -68,11 +79,16 @@ BACKEND_ANSWERS = (SUCCESS, FAILURE, TIMEOUT)  # kinds of a copy the backend ans
 class Exchange:
     """One logical request."""
 
-    __slots__ = ("key", "sent", "tries", "try_started", "retries", "hedges", "fallbacks", "deployment", "denied", "outstanding", "backoff", "copies", "finished", "waiter", "malformed")
+    __slots__ = (
+        "key", "sent", "tries", "try_started", "retries", "hedges", "fallbacks", "deployment", "denied", "outstanding", "backoff", "copies", "finished", "waiter",
+        "malformed", "request", "served_by",
+    )
 
-    def __init__(self, key: int, sent: float, backoff: float):
+    def __init__(self, key: int, sent: float, backoff: float, request=None):
         self.key = key
         self.sent = sent
+        self.request = request  # its data (an LLM request's tokens), carried by every copy; None: none
+        self.served_by = None  # the backend job whose success answered it (None: none did, or not kept)
         self.tries = 0
         self.try_started = sent
         self.retries = 0
@@ -117,7 +133,7 @@ class BackendTarget:
         router, backend, timeout = self.router, self.backend, self.router.timeout
         router.number_admission(copy)
         if backend.cancellable:
-            job = copy.job = backend.submit(now, lambda job: router.answer_due(copy, job.end, job.outcome))
+            job = copy.job = backend.submit(now, lambda job: router.answer_due(copy, job.end, job.outcome), copy.exchange.request)
             if job is not None:
                 if math.isfinite(timeout):
                     at_instant(router.env, timeout, ANSWERS).callbacks.append(lambda _event: router.deadline(copy, job))
@@ -169,6 +185,7 @@ class PolicyRouter:
         self._denied = array("b")
         self._fallbacks = array("H")
         self._deployment = array("h")
+        self._admitting = None  # the request of the copy a chain is admitting now (``admitting``)
         # Where a copy goes after the router's chain: the single backend, or a gateway's deployments.
         self.target = target(self) if target is not None else BackendTarget(self)
         self._gateway = target is not None
@@ -180,17 +197,34 @@ class PolicyRouter:
 
     # -- the workload's side
 
-    def call(self, key: int, now: float, wait: bool = False) -> simpy.Event | None:
-        """Send a logical request at ``now``; None if it was answered at once,
-        else (with ``wait``) the event at which it is answered. Raises
-        ``SimulationStalled`` after ``model.STALL_SENDS`` sends in a row at one instant."""
+    @property
+    def admitting(self):
+        """The request (``Exchange.request``) of the copy whose admission a chain is
+        deciding now (``admit``): what a tokens-per-minute limiter's cost reads."""
+        return self._admitting
+
+    def admit(self, chain, exchange: Exchange, now: float) -> Ticket:
+        """A copy of ``exchange`` through ``chain`` 's admission at ``now`` (the router's
+        chain, or a deployment's behind a gateway), its request shown as ``admitting``."""
+        self._admitting = exchange.request
+        return chain.admit(exchange.key, now)
+
+    def finished(self, exchange: Exchange, now: float, kind: int) -> None:
+        """Called once per logical request when it is recorded (recording order), with
+        its final kind: a subclass's per-request columns (``llm_router``). Does nothing here."""
+
+    def call(self, key: int, now: float, wait: bool = False, request=None) -> simpy.Event | None:
+        """Send a logical request at ``now`` (``request``: its data, carried by every
+        copy); None if it was answered at once, else (with ``wait``) the event at which
+        it is answered. Raises ``SimulationStalled`` after ``model.STALL_SENDS`` sends
+        in a row at one instant."""
         if now != self._last_send:
             self._last_send, self._stalled = now, 0
         self._stalled += 1
         if self._stalled > STALL_SENDS:
             raise SimulationStalled(now, self._stalled - 1)
         self._last_activity = now
-        exchange = Exchange(key, now, self.retry.backoff.base)
+        exchange = Exchange(key, now, self.retry.backoff.base, request)
         if self.budget is not None:
             self.budget.deposit(now)
         self._start_try(exchange, now)
@@ -239,7 +273,7 @@ class PolicyRouter:
             self._schedule_hedge(exchange, this_try, number + 1)
 
     def _send(self, exchange: Exchange, now: float) -> None:
-        copy = Copy(exchange, self.chain.admit(exchange.key, now))
+        copy = Copy(exchange, self.admit(self.chain, exchange, now))
         exchange.outstanding += 1
         exchange.copies.append(copy)
         ticket = copy.ticket
@@ -304,6 +338,8 @@ class PolicyRouter:
     def _answered(self, copy: Copy, done: float, outcome: int) -> None:
         """The router answers a backend-admitted copy (the first of its end and its deadline)."""
         self._last_activity = max(self._last_activity, done)
+        if outcome == SUCCESS and not copy.exchange.finished:  # a success always answers its exchange
+            copy.exchange.served_by = copy.job
         self.target.answered(copy, done, outcome)
 
     # -- outcomes
@@ -348,6 +384,7 @@ class PolicyRouter:
         if self._gateway:
             self._fallbacks.append(exchange.fallbacks)
             self._deployment.append(exchange.deployment)
+        self.finished(exchange, now, kind)
         if exchange.outstanding and self.hedge.cancel_loser:
             for copy in exchange.copies:
                 if copy.state == PENDING:

@@ -63,8 +63,9 @@ class EventBackend:
         self.busy_time = 0.0
         self.services = ServiceLog()
 
-    def submit(self, now: float, on_done: Callable[[Job], None]) -> Job | None:
-        """Admit a request at ``now``; None if the queue is full."""
+    def submit(self, now: float, on_done: Callable[[Job], None], request=None) -> Job | None:
+        """Admit a request at ``now``; None if the queue is full. ``request``: its data
+        (``client.Exchange.request``), which the delay model's service does not read."""
         job = Job(on_done)
         if self._busy < self._capacity:
             self._start(job, now)

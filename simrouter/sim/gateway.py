@@ -19,6 +19,16 @@ deployment (``Gateway.falls_back``). Every attempt goes into the
 ``AttemptRecorder`` when the router answers it; the copy is answered with its
 last attempt's kind (``policies.gateway``). The fast engine runs the same
 flow (``fast.gateway_calls``) and gives the same runs.
+
+On the LLM backend (``backend.model = "llm"``, docs/llm.md) each deployment's
+backend is its own batching server (``llm_run.llm_backend``: its merged
+config, its fault windows, its streams), a deployment limiter with
+``tokens_per_minute`` counts the tokens of the copy being admitted, and the
+run is always on the SimPy engine (``llm_gateway.build_llm_gateway_router``). A
+copy's request (``Exchange.request``) goes to the backend's ``submit``; every
+attempt is admitted through ``PolicyRouter.admit`` (so a token limiter sees
+it); ``sent`` tells the routing strategy its tokens (prompt + max_tokens, what
+the router knows at the send: ``usage-based`` counts them; 0 without a request).
 """
 
 from __future__ import annotations
@@ -60,26 +70,32 @@ class Deployment:
         return self.chain.breaker
 
 
-def build_deployments(env, scenario, rng, cancels: bool) -> tuple[Gateway, list[Deployment]]:
+def build_deployments(env, scenario, rng, cancels: bool, tokens=None) -> tuple[Gateway, list[Deployment]]:
     """The scenario's deployments (backends on the event-driven backend when
-    ``cancels``) and the gateway over them: the clock-free policies of
-    ``gateway_build.build_gateway_policies`` (shared with the live service), each
-    with its simulated backend on its own streams."""
+    ``cancels``; batching ones on the LLM backend, whose token limiters read
+    ``tokens()``: module docstring) and the gateway over them: the clock-free
+    policies of ``gateway_build.build_gateway_policies`` (shared with the live
+    service), each with its simulated backend on its own streams."""
     from ..gateway_build import build_gateway_policies
 
-    gateway, policies = build_gateway_policies(scenario, rng)
+    gateway, policies = build_gateway_policies(scenario, rng, tokens)
     deployments = []
     for policy in policies:
         key = streams.deployment_key(policy.index)
         config = policy.config
-        service = ServiceModel(
-            config,
-            policy.faults,
-            latency=VariateStream(config.latency.sample, rng(streams.LATENCY, *key)),
-            uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME, *key)),
-            fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME, *key)),
-        )
-        backend = EventBackend(env, config, service) if cancels else Backend(config, service)
+        if config.is_llm:
+            from .llm_run import llm_backend
+
+            backend = llm_backend(env, config, policy.faults, rng, *key)
+        else:
+            service = ServiceModel(
+                config,
+                policy.faults,
+                latency=VariateStream(config.latency.sample, rng(streams.LATENCY, *key)),
+                uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME, *key)),
+                fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME, *key)),
+            )
+            backend = EventBackend(env, config, service) if cancels else Backend(config, service)
         deployments.append(Deployment(policy.name, config, backend, policy.chain, policy.preset))
     return gateway, deployments
 
@@ -128,7 +144,7 @@ class GatewayTarget:
         route.tried.append(deployment)
         route.deployment = deployment
         chain = self.deployments[deployment].chain
-        ticket = route.ticket = chain.admit(copy.exchange.key, now)
+        ticket = route.ticket = self.router.admit(chain, copy.exchange, now)
         if ticket.kind is not None:
             gateway.rate_limited(deployment, now)
             self._answered_at_once(copy, now, ticket.kind)
@@ -150,9 +166,10 @@ class GatewayTarget:
         router, backend, timeout = self.router, deployment.backend, self.router.timeout
         router.number_admission(copy)
         if backend.cancellable:
-            job = copy.job = backend.submit(now, lambda job: self._done(copy, job))
+            request = copy.exchange.request
+            job = copy.job = backend.submit(now, lambda job: self._done(copy, job), request)
             if job is not None:
-                self.gateway.sent(route.deployment, now)
+                self.gateway.sent(route.deployment, now, request.admission_tokens if request is not None else 0)
                 if math.isfinite(timeout):
                     at_instant(router.env, timeout, ANSWERS).callbacks.append(lambda _event: router.deadline(copy, job))
                 return

@@ -40,14 +40,13 @@ __all__ = ["LLMBackend", "Sequence", "StepLog"]
 
 
 class LLMBackend:
-    """Continuous batching server; ``submit(now, on_done)`` takes the request from
-    ``current()`` (the router's request being forwarded)."""
+    """Continuous batching server; ``submit(now, on_done, request)`` admits a
+    request (``LLMRequest``: the router passes the exchange's own)."""
 
     cancellable = True
 
-    def __init__(self, env: simpy.Environment, config, faults, current: Callable[[], object], uniform, fault_uniform):
+    def __init__(self, env: simpy.Environment, config, faults, uniform, fault_uniform):
         self._env = env
-        self._current = current
         self.steps = StepLog()
         self.services = ServiceLog()  # each request's residency in the batch (first join -> end)
         self._scheduler = BatchScheduler(config, faults, uniform, fault_uniform, self._done, self.steps, self.services)
@@ -60,9 +59,9 @@ class LLMBackend:
 
     # -- the router's side
 
-    def submit(self, now: float, on_done: Callable[[Sequence], None]) -> Sequence | None:
-        """Admit a request at ``now`` (None: ``QUEUE_FULL``)."""
-        seq = Sequence(on_done, self._current(), now)
+    def submit(self, now: float, on_done: Callable[[Sequence], None], request) -> Sequence | None:
+        """Admit ``request`` at ``now`` (None: ``QUEUE_FULL``)."""
+        seq = Sequence(on_done, request, now)
         scheduler = self._scheduler
         if not scheduler.submit(seq, now):
             return None

@@ -1,14 +1,26 @@
 """The policy path with requests that carry tokens (``backend.model = "llm"``).
 
 ``LLMRouter`` is ``client.PolicyRouter`` (limiter, validation, breaker,
-timeout, retries, hedges: unchanged semantics) whose logical requests carry an
-``LLMRequest``: ``call`` takes the next one from the token source, every copy
-of the exchange (retries, hedges) carries the same one, and the limiter and
-the backend read it through ``current()`` while a copy passes them. When an
-exchange is answered it records, in recording order (as the recorder's
-columns), the request's prompt and output tokens and its first-token time
-(NaN unless it succeeded): TTFT is measured from the exchange's first send to
-the first token of the copy that answered, as a client sees it.
+timeout, retries, hedges; behind ``[[deployments]]`` its ``GatewayTarget``:
+routing, each deployment's limiter and breaker, fallbacks; unchanged
+semantics) whose logical requests carry an ``LLMRequest``, through
+PolicyRouter's public hooks only:
+
+* ``call`` takes the next request from the token source and gives it to the
+  exchange (``call(..., request=)``): every copy (retries, hedges, fallbacks)
+  carries the same one;
+* the target passes it to the backend's ``submit`` (``LLMBackend``), and a
+  tokens-per-minute limiter (the router's or a deployment's) reads its cost
+  from ``admitting`` while a chain admits a copy (``admitting_tokens``);
+* ``finished`` records, in recording order (as the recorder's columns), the
+  request's prompt and output tokens and its first-token time (NaN unless it
+  succeeded): TTFT is measured from the exchange's first send to the first
+  token of the copy that answered (``Exchange.served_by``), as a client sees it.
+
+``columns()`` adds ``llm`` (``llm_summary.LLMColumns``): behind a gateway the
+step logs of every deployment's backend are concatenated (ITL pools the gaps
+of all of them; batch occupancy is summed over the deployments, ``max_running``
+is the largest one server held) and preemptions summed.
 """
 
 from __future__ import annotations
@@ -22,63 +34,41 @@ from .client import PolicyRouter
 
 
 class LLMRouter(PolicyRouter):
-    """``PolicyRouter`` whose exchanges carry tokens (see the module docstring)."""
+    """``PolicyRouter`` whose exchanges carry tokens (see the module docstring);
+    ``backends``: the LLM backends its target sends to (one, or one per deployment)."""
 
-    def __init__(self, core, retry, hedge, budget, jitter, source):
-        super().__init__(core, retry, hedge, budget, jitter)
+    def __init__(self, core, retry, hedge, budget, jitter, source, backends, target=None):
+        super().__init__(core, retry, hedge, budget, jitter, target=target)
         self._source = source
-        self._request = None  # the request a copy is passing limiter and backend with
-        self._requests: dict = {}  # exchange -> LLMRequest
-        self._winner = None  # the copy whose success answers the exchange being finished
+        self._backends = list(backends)
         self._first_token = array("d")
         self._prompt = array("l")
         self._output = array("l")
 
-    def current(self):
-        """The request now passing the limiter or entering the backend."""
-        return self._request
+    def admitting_tokens(self) -> int:
+        """What a tokens-per-minute limit counts for the copy being admitted: prompt + max_tokens."""
+        return self.admitting.admission_tokens
 
-    def call(self, key: int, now: float, wait: bool = False):
-        self._request = self._source.next()
-        return super().call(key, now, wait)
+    def call(self, key: int, now: float, wait: bool = False, request=None):
+        return super().call(key, now, wait, self._source.next() if request is None else request)
 
-    def _send(self, exchange, now: float) -> None:
-        request = self._requests.get(exchange)
-        if request is None:  # the exchange's first copy, sent from ``call``
-            request = self._requests[exchange] = self._request
-        self._request = request
-        super()._send(exchange, now)
-
-    def _forward(self, copy, now: float) -> None:
-        self._request = self._requests[copy.exchange]
-        super()._forward(copy, now)
-
-    def _resolve(self, copy, now: float, kind: int) -> None:
-        if kind == SUCCESS and not copy.exchange.finished:
-            self._winner = copy
-        super()._resolve(copy, now, kind)
-
-    def _finish(self, exchange, now: float, kind: int) -> None:
-        winner, self._winner = self._winner, None
-        super()._finish(exchange, now, kind)
-        request = self._requests[exchange]
-        job = winner.job if winner is not None and kind == SUCCESS else None
+    def finished(self, exchange, now: float, kind: int) -> None:
+        job = exchange.served_by if kind == SUCCESS else None
         self._first_token.append(job.first_token if job is not None else float("nan"))
-        self._prompt.append(request.prompt)
-        self._output.append(request.output if job is not None else 0)
-        if not exchange.outstanding:  # no copy left to pass the limiter or backend
-            del self._requests[exchange]
+        self._prompt.append(exchange.request.prompt)
+        self._output.append(exchange.request.output if job is not None else 0)
 
     def columns(self) -> dict:
         from ..llm_summary import LLMColumns
 
         columns = super().columns()
-        steps = self.backend.steps.columns()
+        logs = [backend.steps.columns() for backend in self._backends]
+        steps = logs[0] if len(logs) == 1 else {name: np.concatenate([log[name] for log in logs]) for name in logs[0]}
         columns["llm"] = LLMColumns(
             first_token=np.frombuffer(self._first_token, dtype=np.float64).copy(),
             prompt_tokens=np.frombuffer(self._prompt, dtype=np.int64).copy(),
             output_tokens=np.frombuffer(self._output, dtype=np.int64).copy(),
             steps=steps,
-            preemptions=self.backend.preemptions,
+            preemptions=sum(backend.preemptions for backend in self._backends),
         )
         return columns

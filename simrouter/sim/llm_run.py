@@ -6,8 +6,10 @@ path, as ``simulate(engine="events")``): the continuous-batching backend
 batch, which the fast engine's resolve-at-admission cannot express. The
 pieces: the token source (``requests``), the token limiter composed with the
 request limiter (``policies.limiters.tokens``), the backend, and
-``llm_router.LLMRouter``. A ``[workload.tokens] trace`` replaces the open
-arrival process by the file's arrival times (``trace_arrivals``).
+``llm_router.LLMRouter``; behind ``[[deployments]]`` (``llm_gateway``) the
+same pieces per deployment (``llm_backend``, ``token_limited``). A
+``[workload.tokens] trace`` replaces the open arrival process by the file's
+arrival times (``trace_arrivals``).
 """
 
 from __future__ import annotations
@@ -41,37 +43,58 @@ def token_source(scenario, rng):
     return TokenSource(tokens, rng(streams.PROMPT_TOKENS), rng(streams.OUTPUT_TOKENS), max_tokens)
 
 
-def build_llm_router(env: simpy.Environment, scenario, breaker, recorder, rng) -> LLMRouter:
-    router_box: list[LLMRouter] = []
-
-    def current():
-        return router_box[0].current()
-
-    backend = LLMBackend(
+def llm_backend(env: simpy.Environment, config, faults, rng, *key: int) -> LLMBackend:
+    """A batching backend of ``config`` with its outcome and fault streams (``key``:
+    a deployment's ``streams.deployment_key``; none: the single backend's)."""
+    return LLMBackend(
         env,
-        scenario.backend,
-        scenario.faults,
-        current,
-        uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME)),
-        fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME)),
+        config,
+        faults,
+        uniform=VariateStream(_uniform, rng(streams.BACKEND_OUTCOME, *key)),
+        fault_uniform=VariateStream(_uniform, rng(streams.FAULT_OUTCOME, *key)),
     )
-    lim = scenario.limiter
-    limiter = build_limiter(lim)
-    if lim.tokens_per_minute is not None:
-        limiter = TokenLimited(limiter, lim.tokens_per_minute, lim.tokens_burst, lim.scope, lambda: current().admission_tokens)
-    validation = VariateStream(_uniform, rng(streams.VALIDATION))
-    core = SimRouter(env, scenario, limiter, breaker, backend, recorder, validation_uniform=validation)
+
+
+def token_limited(limiter, config, tokens):
+    """``limiter`` with ``config.tokens_per_minute`` on top when set (``tokens()``: the cost
+    of the copy being admitted, ``LLMRouter.admitting_tokens``), else ``limiter``."""
+    if config.tokens_per_minute is None:
+        return limiter
+    return TokenLimited(limiter, config.tokens_per_minute, config.tokens_burst, config.scope, tokens)
+
+
+class AdmittingTokens:
+    """``tokens()`` for a limiter built before its router: the router's
+    ``admitting_tokens`` once ``bind`` gave it the router."""
+
+    __slots__ = ("_router",)
+
+    def __init__(self) -> None:
+        self._router = None
+
+    def bind(self, router) -> None:
+        self._router = router
+
+    def __call__(self) -> int:
+        return self._router.admitting_tokens()
+
+
+def policies(scenario):
+    """(RetryPolicy, HedgePolicy, RetryBudget or None) of the scenario's ``[router.retry]`` / ``[router.hedge]``."""
     c = scenario.router.retry
     budget = RetryBudget(c.budget_ratio, c.budget_window, c.budget_min_per_s) if c.budget else None
-    router = LLMRouter(
-        core,
-        RetryPolicy(c),
-        HedgePolicy(scenario.router.hedge),
-        budget,
-        jitter=VariateStream(_uniform, rng(streams.RETRY_JITTER)),
-        source=token_source(scenario, rng),
-    )
-    router_box.append(router)
+    return RetryPolicy(c), HedgePolicy(scenario.router.hedge), budget
+
+
+def build_llm_router(env: simpy.Environment, scenario, breaker, recorder, rng) -> LLMRouter:
+    backend = llm_backend(env, scenario.backend, scenario.faults, rng)
+    tokens = AdmittingTokens()
+    limiter = token_limited(build_limiter(scenario.limiter), scenario.limiter, tokens)
+    validation = VariateStream(_uniform, rng(streams.VALIDATION))
+    core = SimRouter(env, scenario, limiter, breaker, backend, recorder, validation_uniform=validation)
+    retry, hedge, budget = policies(scenario)
+    router = LLMRouter(core, retry, hedge, budget, jitter=VariateStream(_uniform, rng(streams.RETRY_JITTER)), source=token_source(scenario, rng), backends=[backend])
+    tokens.bind(router)
     return router
 
 

@@ -77,12 +77,7 @@ def simulate(
         with _progress(scenario, progress) as tick:
             end, finished = _run_fast(scenario, router, rng, tick)
     else:
-        if scenario.backend.is_llm and scenario.workload.tokens is not None and scenario.workload.tokens.trace:
-            from .llm_run import start_trace
-
-            finished = start_trace(env, scenario, router, rng)
-        else:
-            finished = _start_workload(env, scenario, router, rng)
+        finished = _start_policy_workload(env, scenario, router, rng)
         env.run()
         end = router.end_time(env.now)
     breaker.advance(end)  # timer-driven transitions due by the end (e.g. automatic half-open)
@@ -118,7 +113,7 @@ def _simulate_gateway(scenario: Scenario, seed: int, replication: int, engine: s
         with _progress(scenario, progress) as tick:
             end, finished = _run_fast_gateway(scenario, router, rng, tick)
     else:
-        finished = _start_workload(env, scenario, router, rng)
+        finished = _start_policy_workload(env, scenario, router, rng)
         env.run()
         end = router.end_time(env.now)
     runs = []
@@ -129,7 +124,7 @@ def _simulate_gateway(scenario: Scenario, seed: int, replication: int, engine: s
             DeploymentRun(
                 name=deployment.name,
                 preset=deployment.preset,
-                capacity=deployment.config.capacity,
+                capacity=deployment.config.max_num_seqs if deployment.config.is_llm else deployment.config.capacity,  # LLM: sequence slots
                 transitions=list(breaker.transitions),
                 final_state=breaker.state,
                 busy_s=deployment.backend.busy_time_until(end),
@@ -166,6 +161,10 @@ def build_gateway_router(env: simpy.Environment, scenario: Scenario, recorder: R
     """Behind a gateway: the fast path (``GatewayRouter``) unless the scenario
     needs the policy path (as ``build_router``, or a deployment limiter that
     delays or holds), then ``PolicyRouter`` with the gateway as its target."""
+    if scenario.backend.is_llm:  # always the policy path, one batching backend per deployment (llm_gateway)
+        from .llm_gateway import build_llm_gateway_router
+
+        return build_llm_gateway_router(env, scenario, recorder, rng)
     retry, hedge = RetryPolicy(scenario.router.retry), HedgePolicy(scenario.router.hedge)
     cancels = events or (hedge.enabled and hedge.cancel_loser)
     gateway, deployments = build_deployments(env, scenario, rng, cancels)
@@ -247,6 +246,15 @@ def _progress(scenario: Scenario, enabled: bool):
             shown = now
 
         yield tick
+
+
+def _start_policy_workload(env: simpy.Environment, scenario: Scenario, router: PolicyRouter, rng) -> list[float]:
+    """``_start_workload``, or on the LLM backend a ``[workload.tokens] trace`` 's arrivals (``llm_run``)."""
+    if scenario.backend.is_llm and scenario.workload.tokens is not None and scenario.workload.tokens.trace:
+        from .llm_run import start_trace
+
+        return start_trace(env, scenario, router, rng)
+    return _start_workload(env, scenario, router, rng)
 
 
 def _start_workload(env: simpy.Environment, scenario: Scenario, router: PolicyRouter, rng) -> list[float]:

@@ -13,6 +13,14 @@ A request costing more than the bucket can ever hold is always rejected
 So in any window of T seconds the admitted tokens are at most
 ``tokens_per_minute x T / 60 + burst`` (tests/test_llm_limiter.py checks it
 with hypothesis). ``now`` must not go backwards.
+
+Two shapes of the same rule: ``TokenLimited`` wraps a scoped request limiter
+(the simulation's: one budget per key in a dict, kept for the run), and
+``TokenLimit`` is ONE key's request limit and budget as a single limit (the
+``RateLimit`` interface), for a table that creates and forgets per-key limits
+itself (the live service's ``live.limiter_table``). ``TokenLimit`` also tells
+the request being refused how long its budget needs to hold its cost
+(``refused(wait_s)``: a 429's Retry-After).
 """
 
 from __future__ import annotations
@@ -50,6 +58,13 @@ class TokenBudget:
     def take(self, cost: float, now: float) -> None:
         self.available(now)
         self._tokens -= cost
+
+    def wait(self, cost: float, now: float) -> float:
+        """Seconds from ``now`` until the bucket holds ``cost`` (0: it does; inf: never, over ``burst``)."""
+        if cost > self.burst * (1.0 + TOKEN_TOLERANCE):
+            return float("inf")
+        missing = cost - self.available(now)
+        return missing / self.per_second if missing > 0 else 0.0
 
     def try_take(self, cost: float, now: float) -> bool:
         if self.can_take(cost, now):
@@ -105,3 +120,50 @@ class TokenLimited:
 
     def release(self, key: Hashable, now: float) -> None:
         self._inner.release(key, now)
+
+
+class TokenLimit:
+    """One key's request limit (a ``RateLimit``; None: no request limit) and token
+    budget, as one limit: ``try_acquire`` / ``acquire`` / ``release`` at ``now`` with
+    ``TokenLimited``'s rule (the budget must hold ``cost()``, then the request limit
+    decides, then the cost is taken). When the budget refuses, ``refused(wait_s)``
+    (if given) hears how long it needs to hold the cost (``TokenBudget.wait``)."""
+
+    __slots__ = ("limit", "budget", "_cost", "_refused", "delays", "holds")
+
+    def __init__(self, limit, budget: TokenBudget, cost: Callable[[], int], refused: Callable[[float], None] | None = None):
+        self.limit = limit
+        self.budget = budget
+        self._cost = cost
+        self._refused = refused
+        self.delays = bool(limit is not None and limit.delays)
+        self.holds = bool(limit is not None and limit.holds)
+
+    def _affordable(self, now: float) -> float | None:
+        """The request's cost when the budget holds it, else None (``refused`` told)."""
+        cost = self._cost()
+        if self.budget.can_take(cost, now):
+            return cost
+        if self._refused is not None:
+            self._refused(self.budget.wait(cost, now))
+        return None
+
+    def try_acquire(self, now: float) -> bool:
+        cost = self._affordable(now)
+        if cost is None or (self.limit is not None and not self.limit.try_acquire(now)):
+            return False
+        self.budget.take(cost, now)
+        return True
+
+    def acquire(self, now: float) -> float | None:
+        cost = self._affordable(now)
+        if cost is None:
+            return None
+        delay = 0.0 if self.limit is None else self.limit.acquire(now)
+        if delay is not None:
+            self.budget.take(cost, now)
+        return delay
+
+    def release(self, now: float) -> None:
+        if self.limit is not None:
+            self.limit.release(now)
