@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 
 from ..config import FaultWindow, Scenario, scenario_from_dict
 from ..deployment_summary import SEVERITY, overall_breaker
@@ -81,7 +80,7 @@ from ..sim import streams
 from .backend import StandInBackend, uniform
 from .limiter_table import build_service_limiter
 from .running import RunningRecorder
-from .service import Answer, RouterService, expire
+from .service import Answer, RouterService, answered_within
 
 DEPLOYMENT_FIELD = "deployment"  # the /admin/faults window field naming one deployment
 
@@ -233,14 +232,7 @@ class GatewayService(RouterService):
                 return QUEUE_FULL, forwarded
             gateway.sent(index, forwarded)
             in_flight = True
-            timeout = self.scenario.router.timeout
-            loop = asyncio.get_running_loop()
-            timer = loop.call_later(timeout, expire, future) if math.isfinite(timeout) else None
-            try:
-                outcome = await future
-            finally:
-                if timer is not None:
-                    timer.cancel()
+            outcome = await answered_within(future, self.scenario.router.timeout)
             done = self.now()
             chain.settle(ticket, done, outcome)
             in_flight = False

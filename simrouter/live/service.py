@@ -335,13 +335,7 @@ class RouterService:
         if future is None:
             chain.queue_full(ticket)
             return self._answer(QUEUE_FULL, sent, now)
-        timeout = self.scenario.router.timeout
-        timer = loop.call_later(timeout, expire, future) if math.isfinite(timeout) else None
-        try:
-            outcome = await future
-        finally:
-            if timer is not None:
-                timer.cancel()
+        outcome = await answered_within(future, self.scenario.router.timeout)
         done = self.now()
         chain.settle(ticket, done, outcome)
         return self._answer(outcome, sent, done)
@@ -596,10 +590,21 @@ def _error(status: int, message: str, headers: dict | None = None) -> web.Respon
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-def expire(future: asyncio.Future) -> None:
+def _expire(future: asyncio.Future) -> None:
     """The router timeout's timer: the backend call's future gets ``TIMEOUT`` unless answered."""
     if not future.done():
         future.set_result(TIMEOUT)
+
+
+async def answered_within(future: asyncio.Future, timeout: float) -> int:
+    """The backend call's outcome, or ``TIMEOUT`` if ``timeout`` s pass first
+    (``inf``: no timer). The call keeps its backend slot either way."""
+    timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if math.isfinite(timeout) else None
+    try:
+        return await future
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 class RunningService:

@@ -130,22 +130,9 @@ class BackendTarget:
 
     def forward(self, copy: Copy, now: float) -> None:
         """The copy passed the router's chain at ``now``: into the backend."""
-        router, backend, timeout = self.router, self.backend, self.router.timeout
-        router.number_admission(copy)
-        if backend.cancellable:
-            job = copy.job = backend.submit(now, lambda job: router.answer_due(copy, job.end, job.outcome), copy.exchange.request)
-            if job is not None:
-                if math.isfinite(timeout):
-                    at_instant(router.env, timeout, ANSWERS).callbacks.append(lambda _event: router.deadline(copy, job))
-                return
-        else:
-            admitted = backend.admit(now)
-            if admitted is not None:
-                end, outcome = admitted
-                if end > now + timeout:  # ending exactly at the deadline is a success
-                    end, outcome = now + timeout, TIMEOUT
-                at_instant(router.env, end - now, ANSWERS).callbacks.append(lambda _event: router.answer_due(copy, end, outcome))
-                return
+        router = self.router
+        if router.serve(copy, self.backend, now, lambda job: router.answer_due(copy, job.end, job.outcome)):
+            return
         self.chain.queue_full(copy.ticket)
         router.resolve(copy, now, QUEUE_FULL)
 
@@ -303,6 +290,31 @@ class PolicyRouter:
         """The copy is admitted to a backend now: its rank in admission order (ties)."""
         self._admissions += 1
         copy.admission = self._admissions
+
+    def serve(self, copy: Copy, backend, now: float, on_end) -> bool:
+        """Into ``backend`` at ``now`` (it passed its chain) under ``router.timeout``:
+        False if the backend refused it (queue full), else its answer is scheduled:
+        on a cancellable backend ``on_end(job)`` when the service ends and the
+        deadline as its own event; otherwise at ``min(end, now + timeout)``
+        (ending exactly at the deadline is a success). ``BackendTarget`` and the
+        gateway's target both serve their copies through this."""
+        self.number_admission(copy)
+        timeout = self._timeout
+        if backend.cancellable:
+            job = copy.job = backend.submit(now, on_end, copy.exchange.request)
+            if job is None:
+                return False
+            if math.isfinite(timeout):
+                at_instant(self.env, timeout, ANSWERS).callbacks.append(lambda _event: self.deadline(copy, job))
+            return True
+        admitted = backend.admit(now)
+        if admitted is None:
+            return False
+        end, outcome = admitted
+        if end > now + timeout:
+            end, outcome = now + timeout, TIMEOUT
+        at_instant(self.env, end - now, ANSWERS).callbacks.append(lambda _event: self.answer_due(copy, end, outcome))
+        return True
 
     def deadline(self, copy: Copy, job) -> None:
         """``router.timeout`` after ``job`` (the copy's call on a cancellable backend)

@@ -33,12 +33,11 @@ the router knows at the send: ``usage-based`` counts them; 0 without a request).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from ..distributions import VariateStream
-from ..outcomes import BREAKER_REJECTED, QUEUE_FULL, TIMEOUT
+from ..outcomes import BREAKER_REJECTED, QUEUE_FULL
 from ..policies.chain import AdmissionChain
 from ..policies.gateway import NO_DEPLOYMENT, Gateway
 from ..policies.routing import NO_ANSWER
@@ -46,7 +45,6 @@ from . import streams
 from .backend import Backend, ServiceModel
 from .client import PENDING
 from .event_backend import WAITING, EventBackend
-from .instants import ANSWERS, at_instant
 
 
 def _uniform(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -163,25 +161,10 @@ class GatewayTarget:
         if refused is not None:
             self._answered_at_once(copy, now, refused)
             return
-        router, backend, timeout = self.router, deployment.backend, self.router.timeout
-        router.number_admission(copy)
-        if backend.cancellable:
+        if self.router.serve(copy, deployment.backend, now, lambda job: self._done(copy, job)):
             request = copy.exchange.request
-            job = copy.job = backend.submit(now, lambda job: self._done(copy, job), request)
-            if job is not None:
-                self.gateway.sent(route.deployment, now, request.admission_tokens if request is not None else 0)
-                if math.isfinite(timeout):
-                    at_instant(router.env, timeout, ANSWERS).callbacks.append(lambda _event: router.deadline(copy, job))
-                return
-        else:
-            admitted = backend.admit(now)
-            if admitted is not None:
-                self.gateway.sent(route.deployment, now)
-                end, outcome = admitted
-                if end > now + timeout:  # ending exactly at the deadline is a success
-                    end, outcome = now + timeout, TIMEOUT
-                at_instant(router.env, end - now, ANSWERS).callbacks.append(lambda _event: router.answer_due(copy, end, outcome))
-                return
+            self.gateway.sent(route.deployment, now, request.admission_tokens if request is not None else 0)
+            return
         deployment.chain.queue_full(ticket)
         self._answered_at_once(copy, now, QUEUE_FULL)
 

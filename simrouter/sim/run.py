@@ -117,7 +117,7 @@ def _simulate_gateway(scenario: Scenario, seed: int, replication: int, engine: s
         env.run()
         end = router.end_time(env.now)
     runs = []
-    for deployment in core.deployments:
+    for entry, deployment in zip(scenario.deployments, core.deployments):
         breaker = deployment.breaker
         breaker.advance(end)
         runs.append(
@@ -129,7 +129,7 @@ def _simulate_gateway(scenario: Scenario, seed: int, replication: int, engine: s
                 final_state=breaker.state,
                 busy_s=deployment.backend.busy_time_until(end),
                 services=deployment.backend.services.columns(),
-                faults=list(scenario.faults) + list(scenario.deployments[len(runs)].faults),
+                faults=entry.faults_of(scenario.faults),
             )
         )
     sent, done, kind = recorder.final_columns()
